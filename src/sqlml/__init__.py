@@ -1,0 +1,82 @@
+"""sqlml: machine learning as SQL over Arrow data.
+
+>>> import sqlml
+>>> sqlml.ModelRef.parse("churn@production").alias
+'production'
+"""
+
+from __future__ import annotations
+
+from sqlml.catalog import (
+    Alias,
+    Catalog,
+    Feature,
+    Model,
+    ModelRef,
+    ModelVersion,
+    VersionSpec,
+    open_catalog,
+)
+from sqlml.config import Settings, load_settings
+from sqlml.errors import (
+    AliasInvalid,
+    AliasNotFound,
+    ArtifactCorrupted,
+    ArtifactInvalid,
+    CatalogError,
+    CatalogUnavailable,
+    ConfigError,
+    FeatureMissing,
+    FeatureTypeMismatch,
+    InvalidModelName,
+    InvalidOption,
+    MigrationError,
+    ModelNotFound,
+    NotAClassifier,
+    SchemaOutOfDate,
+    SqlmlError,
+    SqlSyntaxError,
+    TrainingError,
+    UnknownEngine,
+    UnsupportedCatalogURI,
+    UnsupportedColumnType,
+    VersionNotFound,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Alias",
+    "AliasInvalid",
+    "AliasNotFound",
+    "ArtifactCorrupted",
+    "ArtifactInvalid",
+    "Catalog",
+    "CatalogError",
+    "CatalogUnavailable",
+    "ConfigError",
+    "Feature",
+    "FeatureMissing",
+    "FeatureTypeMismatch",
+    "InvalidModelName",
+    "InvalidOption",
+    "MigrationError",
+    "Model",
+    "ModelNotFound",
+    "ModelRef",
+    "ModelVersion",
+    "NotAClassifier",
+    "SchemaOutOfDate",
+    "Settings",
+    "SqlSyntaxError",
+    "SqlmlError",
+    "TrainingError",
+    "UnknownEngine",
+    "UnsupportedCatalogURI",
+    "UnsupportedColumnType",
+    "VersionNotFound",
+    "VersionSpec",
+    "__version__",
+    "load_settings",
+    "open_catalog",
+]

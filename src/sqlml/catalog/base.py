@@ -1,0 +1,160 @@
+"""The ``Catalog`` interface every model store implements."""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlml.catalog.entities import Alias, Model, ModelRef, ModelVersion, VersionSpec
+from sqlml.errors import SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from sqlml.migrations import Migration, MigrationStatus
+
+
+class Catalog(abc.ABC):
+    """A store of models, their versions, artifacts and aliases.
+
+    Stores are opened with :func:`sqlml.catalog.open_catalog`. Every operation is atomic:
+    a failure leaves the catalog as it was. Catalogs are context managers.
+    """
+
+    #: The URI the catalog was opened with, safe to print (no password).
+    uri: str
+
+    # --- schema ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def migrate(self) -> list[Migration]:
+        """Apply pending schema migrations; return the ones applied."""
+
+    @abc.abstractmethod
+    def migration_status(self) -> list[MigrationStatus]:
+        """Every migration, applied or pending."""
+
+    def check_schema(self, *, migrate: bool = False, apply: bool = True) -> None:
+        """Compare the catalog's schema version with the one this sqlml expects.
+
+        Args:
+            migrate: a schema that is behind is brought up to date (when ``apply``) or
+                tolerated; otherwise it is an error.
+            apply: migrate when behind and ``migrate`` is set.
+
+        Raises:
+            SchemaOutOfDate: the schema is ahead of this sqlml, or behind and ``migrate``
+                is False. The message says to run ``sqlml migrate`` or to upgrade.
+        """
+        from sqlml.migrations import applied_version, latest_version
+
+        current, expected = applied_version(self.migration_status()), latest_version()
+        if current > expected or (current < expected and not migrate):
+            raise SchemaOutOfDate(self.uri, current, expected)
+        if current < expected and apply:
+            self.migrate()
+
+    # --- writing --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_version(self, name: str, spec: VersionSpec, artifact: bytes) -> ModelVersion:
+        """Register a new version of ``name`` (creating the model if needed).
+
+        The version number is assigned inside the transaction that stores the metadata and
+        the artifact, so concurrent registrations get distinct consecutive numbers and a
+        failure leaves nothing behind.
+
+        Raises:
+            InvalidModelName: ``name`` is not an identifier.
+        """
+
+    @abc.abstractmethod
+    def set_alias(self, name: str, alias: str, version: int) -> Alias:
+        """Point ``alias`` at ``version`` of ``name``, creating or moving it."""
+
+    @abc.abstractmethod
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove an alias.
+
+        Raises:
+            AliasNotFound: the model has no such alias.
+        """
+
+    @abc.abstractmethod
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete one version with its artifact and the aliases that point at it."""
+
+    @abc.abstractmethod
+    def delete_model(self, name: str) -> None:
+        """Delete a model with all its versions, artifacts and aliases."""
+
+    # --- reading --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_model(self, name: str) -> Model:
+        """The model called ``name``.
+
+        Raises:
+            ModelNotFound: no such model; the message lists the models that exist.
+        """
+
+    @abc.abstractmethod
+    def list_models(self) -> list[Model]:
+        """All models, by name."""
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int | None = None) -> ModelVersion:
+        """Version ``version`` of ``name``, or its latest version when ``version`` is None.
+
+        Raises:
+            ModelNotFound: no such model.
+            VersionNotFound: the model has no such version (or no version at all).
+        """
+
+    @abc.abstractmethod
+    def get_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version ``alias`` points at.
+
+        Raises:
+            ModelNotFound: no such model.
+            AliasNotFound: the model has no such alias.
+        """
+
+    @abc.abstractmethod
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """All versions of ``name``, oldest first."""
+
+    @abc.abstractmethod
+    def list_aliases(self, name: str | None = None) -> list[Alias]:
+        """The aliases of ``name`` (of every model when ``name`` is None)."""
+
+    @abc.abstractmethod
+    def load_artifact(self, name: str, version: int) -> bytes:
+        """The artifact of a version, after checking its SHA-256.
+
+        Raises:
+            ArtifactCorrupted: the stored bytes do not match the recorded SHA-256.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the catalog cannot be used afterwards."""
+
+    # --- conveniences built on the operations above ---------------------------------------
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+        """The version a reference means: ``name`` (latest), ``name@3`` or ``name@alias``."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if parsed.alias is not None:
+            return self.get_alias(parsed.name, parsed.alias)
+        return self.get_version(parsed.name, parsed.version)
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,258 @@
+"""The exceptions sqlml raises.
+
+Every error sqlml raises is a :class:`SqlmlError`. Subclasses carry the thing they are
+about as fields (model name, version, column, option) so callers can act on them, and
+their messages say how to fix the problem. Errors from drivers (psycopg, sqlite3, DuckDB)
+are translated at the boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def _listing(items: Iterable[object], empty: str = "none") -> str:
+    shown = [str(item) for item in items]
+    return ", ".join(shown) if shown else empty
+
+
+class SqlmlError(Exception):
+    """The root of every error sqlml raises."""
+
+
+class ConfigError(SqlmlError, ValueError):
+    """A configuration value (flag, environment variable, sqlml.toml) is invalid."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class UnknownEngine(ConfigError):
+    """The engine name is not one sqlml knows."""
+
+    def __init__(self, name: str, choices: Sequence[str], suggestion: str | None = None) -> None:
+        self.name = name
+        self.choices = tuple(choices)
+        hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        super().__init__(
+            "engine", f"unknown engine {name!r}; {hint}choose one of {_listing(choices)}"
+        )
+
+
+class InvalidModelName(SqlmlError, ValueError):
+    """A model name is not a valid identifier."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(
+            f"invalid model name {name!r}: {reason}. A model name starts with a letter or "
+            "underscore, continues with letters, digits or underscores, and has at most 63 "
+            "characters"
+        )
+
+
+class ModelNotFound(SqlmlError, LookupError):
+    """No model of that name exists (``version`` is set when a version was asked for)."""
+
+    def __init__(
+        self, name: str, version: int | None = None, available: Sequence[str] = ()
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.available = tuple(available)
+        super().__init__(
+            f"model {name!r} does not exist; models in the catalog: {_listing(available)}"
+        )
+
+
+class VersionNotFound(ModelNotFound):
+    """The model exists but has no such version."""
+
+    def __init__(self, name: str, version: int | None, available_versions: Sequence[int]) -> None:
+        wanted = "no versions" if version is None else f"no version {version}"
+        SqlmlError.__init__(
+            self, f"model {name!r} has {wanted}; its versions: {_listing(available_versions)}"
+        )
+        self.name = name
+        self.version = version
+        self.available = ()
+        self.available_versions = tuple(available_versions)
+
+
+class AliasNotFound(ModelNotFound):
+    """The model exists but has no such alias."""
+
+    def __init__(self, name: str, alias: str, available_aliases: Sequence[str]) -> None:
+        SqlmlError.__init__(
+            self,
+            f"model {name!r} has no alias {alias!r}; its aliases: "
+            f"{_listing(available_aliases)}. Set one with DEPLOY MODEL or Catalog.set_alias",
+        )
+        self.name = name
+        self.version = None
+        self.alias = alias
+        self.available = ()
+        self.available_aliases = tuple(available_aliases)
+
+
+class ArtifactCorrupted(SqlmlError):
+    """A stored artifact does not match the SHA-256 recorded when it was registered."""
+
+    def __init__(self, name: str, version: int, expected: str, actual: str) -> None:
+        self.name = name
+        self.version = version
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"artifact of model {name!r} version {version} is corrupted: its SHA-256 is "
+            f"{actual[:12]}..., the catalog recorded {expected[:12]}...; it will not be loaded. "
+            f"Retrain the model or drop the version"
+        )
+
+
+class CatalogError(SqlmlError):
+    """The catalog cannot be opened or used."""
+
+
+class UnsupportedCatalogURI(CatalogError, ValueError):
+    """The catalog URI's scheme is not one sqlml supports."""
+
+    def __init__(self, uri: str, supported: Sequence[str]) -> None:
+        self.uri = uri
+        self.supported = tuple(supported)
+        super().__init__(
+            f"unsupported catalog URI {uri!r}; supported schemes: {_listing(supported)} "
+            "(e.g. sqlite:///sqlml.db or postgresql://user@host/db)"
+        )
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalog's database cannot be reached."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"cannot open catalog {uri}: {reason}")
+
+
+class SchemaOutOfDate(CatalogError):
+    """The catalog's schema is older or newer than this sqlml expects."""
+
+    def __init__(self, uri: str, current: int, expected: int) -> None:
+        self.uri = uri
+        self.current = current
+        self.expected = expected
+        if current < expected:
+            advice = f"run `sqlml migrate --catalog {uri}` to bring it up to date"
+        else:
+            advice = "upgrade sqlml to a version that knows this schema"
+        super().__init__(
+            f"catalog {uri} is at schema version {current}, this sqlml expects {expected}; {advice}"
+        )
+
+
+class MigrationError(CatalogError):
+    """A migration cannot be applied, or an applied one was changed."""
+
+    def __init__(self, version: int, name: str, message: str) -> None:
+        self.version = version
+        self.name = name
+        super().__init__(f"migration {version:04d} ({name}): {message}")
+
+
+class AliasInvalid(SqlmlError, ValueError):
+    """An alias name is not valid."""
+
+    def __init__(self, alias: str, reason: str) -> None:
+        self.alias = alias
+        super().__init__(f"invalid alias {alias!r}: {reason}")
+
+
+class SqlSyntaxError(SqlmlError, ValueError):
+    """A statement could not be parsed as sqlml SQL."""
+
+    def __init__(self, message: str, sql: str = "") -> None:
+        self.sql = sql
+        super().__init__(message)
+
+
+class InvalidOption(SqlmlError, ValueError):
+    """A CREATE MODEL option is unknown, missing or has a bad value."""
+
+    def __init__(self, option: str, message: str, valid: Sequence[str] = ()) -> None:
+        self.option = option
+        self.valid = tuple(valid)
+        hint = f"; valid options: {_listing(valid)}" if valid else ""
+        super().__init__(f"option {option!r}: {message}{hint}")
+
+
+class TrainingError(SqlmlError):
+    """Training cannot proceed on the given data (empty set, single class, no features...)."""
+
+    def __init__(self, model: str, message: str) -> None:
+        self.model = model
+        super().__init__(f"cannot train model {model!r}: {message}")
+
+
+class UnsupportedColumnType(SqlmlError, TypeError):
+    """A column's Arrow type cannot be used as a feature or target."""
+
+    def __init__(self, column: str, type_: str, message: str = "") -> None:
+        self.column = column
+        self.type = type_
+        super().__init__(
+            f"column {column!r} has type {type_}, which sqlml cannot use"
+            + (f": {message}" if message else "; exclude it with OPTIONS (exclude = ...)")
+        )
+
+
+class FeatureMissing(SqlmlError, LookupError):
+    """A feature the model was trained on is not among the input columns."""
+
+    def __init__(self, model: str, column: str, available: Sequence[str] = ()) -> None:
+        self.model = model
+        self.column = column
+        self.available = tuple(available)
+        super().__init__(
+            f"model {model!r} needs feature column {column!r}, which the input does not have; "
+            f"input columns: {_listing(available)}"
+        )
+
+
+class FeatureTypeMismatch(SqlmlError, TypeError):
+    """An input column's type cannot be converted to the type the model was trained on."""
+
+    def __init__(self, model: str, column: str, expected: str, actual: str) -> None:
+        self.model = model
+        self.column = column
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"model {model!r} feature {column!r} was trained as {expected}, but the input "
+            f"column is {actual}; cast it, e.g. CAST({column} AS ...)"
+        )
+
+
+class ArtifactInvalid(SqlmlError, ValueError):
+    """A model artifact is not one sqlml can load (unknown format, bad manifest, not a zip)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(
+            f"cannot load the artifact of model {name!r}: {reason}. It was not written by "
+            "this sqlml; retrain the model"
+        )
+
+
+class NotAClassifier(SqlmlError, TypeError):
+    """A classification-only call (``predict_proba``) was made on a regression model."""
+
+    def __init__(self, model: str, task: str) -> None:
+        self.model = model
+        self.task = task
+        super().__init__(
+            f"model {model!r} is a {task} model and has no class probabilities; "
+            "use predict() instead of predict_proba()"
+        )
