@@ -31,8 +31,10 @@ from sqlml.errors import (
     InvalidModelName,
     InvalidOption,
     MigrationError,
+    ModelExists,
     ModelNotFound,
     NotAClassifier,
+    QueryError,
     SchemaOutOfDate,
     SqlmlError,
     SqlSyntaxError,
@@ -42,6 +44,7 @@ from sqlml.errors import (
     UnsupportedColumnType,
     VersionNotFound,
 )
+from sqlml.session import Session, connect
 
 __version__ = "0.1.0"
 
@@ -62,11 +65,14 @@ __all__ = [
     "InvalidOption",
     "MigrationError",
     "Model",
+    "ModelExists",
     "ModelNotFound",
     "ModelRef",
     "ModelVersion",
     "NotAClassifier",
+    "QueryError",
     "SchemaOutOfDate",
+    "Session",
     "Settings",
     "SqlSyntaxError",
     "SqlmlError",
@@ -77,6 +83,7 @@ __all__ = [
     "VersionNotFound",
     "VersionSpec",
     "__version__",
+    "connect",
     "load_settings",
     "open_catalog",
 ]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -38,4 +42,19 @@ def _cell(value: object) -> str:
         return "NULL"
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        return "{" + ", ".join(f"{k}: {_cell(v)}" for k, v in value) + "}"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat())
     return str(value)
+
+
+def format_arrow(table: pa.Table, max_rows: int = 50) -> str:
+    """Render an Arrow table as text, showing at most ``max_rows`` rows."""
+    rows = [list(row.values()) for row in table.slice(0, max_rows).to_pylist()]
+    text = format_table(table.column_names, rows)
+    if table.num_rows > max_rows:
+        text += f"\n({table.num_rows} rows, {max_rows} shown)"
+    elif table.num_rows != 1:
+        text += f"\n({table.num_rows} rows)"
+    return text

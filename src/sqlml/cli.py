@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlml import __version__
-from sqlml._table import format_table
+from sqlml._table import format_arrow, format_table
 from sqlml.catalog import open_catalog
 from sqlml.config import ENGINES, Settings, load_settings
 from sqlml.errors import SqlmlError
+
+if TYPE_CHECKING:
+    from sqlml.session import Session
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -66,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", parents=common, help="list models and their versions")
     models.set_defaults(run=cmd_models)
 
+    sql = commands.add_parser("sql", parents=common, help="run SQL and print the result")
+    sql.add_argument("query", help="one or more statements separated by ';'")
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "parquet"],
+        default="table",
+        help="output format (default: table)",
+    )
+    sql.add_argument("--output", metavar="FILE", help="write the result to FILE")
+    sql.set_defaults(run=cmd_sql)
+
+    shell = commands.add_parser("shell", parents=common, help="interactive SQL shell")
+    shell.set_defaults(run=cmd_shell)
+
     demo = commands.add_parser("demo", parents=common, help="run the quickstart")
     demo.set_defaults(run=cmd_demo)
     return parser
@@ -94,33 +112,40 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.session import models_table
+
     with open_catalog(settings.catalog) as catalog:
-        aliases: dict[str, list[str]] = {}
-        for alias in catalog.list_aliases():
-            aliases.setdefault(alias.model, []).append(f"{alias.alias}={alias.version}")
-        rows = []
-        for model in catalog.list_models():
-            versions = catalog.list_versions(model.name)
-            latest = versions[-1] if versions else None
-            rows.append(
-                [
-                    model.name,
-                    model.task,
-                    len(versions),
-                    latest.version if latest else None,
-                    latest.algorithm if latest else None,
-                    ", ".join(aliases.get(model.name, [])),
-                    (latest.created_at if latest else model.created_at).isoformat(
-                        timespec="seconds"
-                    ),
-                ]
-            )
-    if not rows:
+        table = models_table(catalog)
+    if table.num_rows == 0:
         print(f"no models in catalog {settings.catalog}")
         return 0
-    headers = ["model", "task", "versions", "latest", "algorithm", "aliases", "updated"]
-    print(format_table(headers, rows))
+    print(format_arrow(table))
     return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.output import write_result
+
+    with _session(settings) as session:
+        result = session.sql(args.query)
+    write_result(result, args.format, args.output)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.shell import run_shell
+
+    with _session(settings) as session:
+        return run_shell(session)
+
+
+def _session(settings: Settings) -> Session:
+    from sqlml.output import progress_printer
+    from sqlml.session import connect
+
+    session = connect(settings.engine, settings.catalog, settings.database)
+    session.progress = progress_printer(sys.stderr)
+    return session
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,66 +1,124 @@
-"""``sqlml demo``: the catalog end to end on the embedded default."""
+"""``sqlml demo``: the quickstart, on a generated churn data set."""
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
 import time
 
-import lightgbm as lgb
 import numpy as np
+import pyarrow as pa
 
-from sqlml._table import format_table
-from sqlml.catalog import Feature, VersionSpec, open_catalog
+from sqlml._table import format_arrow
 from sqlml.config import Settings
 
-DEMO_MODEL = "demo_churn"
+PLANS = ["basic", "standard", "premium"]
+REGIONS = ["north", "south", "east", "west"]
+
+STATEMENTS = [
+    (
+        "Train LightGBM (the default algorithm)",
+        "CREATE OR REPLACE MODEL churn\n"
+        "  OPTIONS (task = 'classification', target = 'churned', exclude = 'customer_id')\n"
+        "  AS SELECT * FROM customers",
+    ),
+    (
+        "Train a logistic regression baseline",
+        "CREATE OR REPLACE MODEL churn_baseline\n"
+        "  OPTIONS (task = 'classification', algorithm = 'logistic', target = 'churned',\n"
+        "           exclude = 'customer_id')\n"
+        "  AS SELECT * FROM customers",
+    ),
+]
 
 
-def _train(rng: np.random.Generator, rounds: int) -> tuple[lgb.Booster, np.ndarray]:
-    x = rng.normal(size=(5_000, 3))
-    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] + rng.normal(scale=0.5, size=5_000) > 0).astype(int)
-    params = {"objective": "binary", "verbose": -1, "seed": 7, "deterministic": True}
-    return lgb.train(params, lgb.Dataset(x, y), num_boost_round=rounds), x
+def churn_data(rows: int = 100_000, seed: int = 0) -> pa.Table:
+    """A realistic customer churn table: numbers, category strings, booleans, dates, a
+    timestamp and NULLs; ``churned`` depends on them, with noise."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, rows)
+    spend = np.round(rng.gamma(4.0, 20.0, rows), 2)
+    plan = rng.choice(PLANS, rows, p=[0.5, 0.3, 0.2])
+    region = rng.choice(REGIONS, rows)
+    tickets = rng.poisson(1.2, rows)
+    autopay = rng.random(rows) < 0.6
+    signup = np.datetime64("2024-01-01") - tenure.astype("timedelta64[D]") * 30
+    last_login_days = rng.exponential(10.0, rows)
+    last_login = np.datetime64("2026-11-01T00:00:00") - (last_login_days * 86400).astype(
+        "timedelta64[s]"
+    )
+    logit = (
+        -1.0
+        - 0.04 * tenure
+        + 0.012 * spend
+        + 0.45 * tickets
+        - 0.8 * autopay
+        + np.select([plan == "basic", plan == "premium"], [0.6, -0.5], 0.0)
+        + 0.06 * last_login_days
+        + np.where(region == "south", 0.3, 0.0)
+        + rng.normal(0.0, 0.7, rows)
+    )
+    churned = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
+    spend_missing = rng.random(rows) < 0.05
+    region_missing = rng.random(rows) < 0.03
+    return pa.table(
+        {
+            "customer_id": pa.array(np.arange(1, rows + 1), pa.int64()),
+            "tenure_months": pa.array(tenure, pa.int64()),
+            "monthly_spend": pa.array(spend, pa.float64(), mask=spend_missing),
+            "plan": pa.array(plan, pa.string()),
+            "region": pa.array(region, pa.string(), mask=region_missing),
+            "support_tickets": pa.array(tickets, pa.int64()),
+            "autopay": pa.array(autopay, pa.bool_()),
+            "signup_date": pa.array(signup.astype("datetime64[D]"), pa.date32()),
+            "last_login": pa.array(last_login, pa.timestamp("s")),
+            "churned": pa.array(churned, pa.bool_()),
+        }
+    )
+
+
+def _show(title: str, sql: str) -> None:
+    print(f"-- {title}")
+    print(sql + ";\n")
 
 
 def run_demo(settings: Settings) -> int:
-    """Register two versions of a LightGBM model, deploy one, and load it back."""
+    """Train two models with CREATE MODEL, compare them, describe one, predict."""
+    from sqlml.output import progress_printer
+    from sqlml.session import connect
+
     started = time.perf_counter()
-    rng = np.random.default_rng(7)
-    with open_catalog(settings.catalog) as catalog:
-        print(f"catalog: {catalog.uri}")
-        applied = [s for s in catalog.migration_status() if s.applied]
-        print(f"schema: {len(applied)} migration(s) applied\n")
-        features = tuple(Feature(name, "double") for name in ("tenure", "spend", "tickets"))
-        for rounds in (20, 60):
-            booster, x = _train(rng, rounds)
-            spec = VersionSpec(
-                algorithm="lightgbm",
-                task="classification",
-                target="churned",
-                features=features,
-                artifact_format="lightgbm",
-                classes=(False, True),
-                hyperparameters={"num_iterations": rounds},
-                training_sql="-- demo data generated with numpy",
-                row_count=len(x),
-                library_versions={"lightgbm": lgb.__version__},
-            )
-            mv = catalog.register_version(DEMO_MODEL, spec, booster.model_to_string().encode())
-            print(f"registered {mv.ref} ({rounds} trees, sha256 {mv.sha256[:12]}...)")
-        catalog.set_alias(DEMO_MODEL, "production", mv.version - 1)
-        print(f"deployed {DEMO_MODEL}@{mv.version - 1} as 'production'\n")
+    with connect(settings.engine, settings.catalog, settings.database) as session:
+        session.progress = progress_printer(sys.stderr)
+        customers = churn_data()
+        session.register("customers", customers)
+        print(
+            f"sqlml demo on {session.engine.name}, catalog {session.catalog.uri}\n"
+            f"customers: {customers.num_rows:,} rows, columns "
+            f"{', '.join(customers.column_names)}\n"
+        )
+        results = []
+        for title, sql in STATEMENTS:
+            _show(title, sql)
+            results.append(session.sql(sql))
+        print("-- Holdout metrics side by side")
+        print(format_arrow(pa.concat_tables(results, promote_options="default")), "\n")
 
-        rows = [
-            [v.ref, v.algorithm, v.row_count, v.created_at.isoformat(timespec="seconds")]
-            for v in catalog.list_versions(DEMO_MODEL)
-        ]
-        print(format_table(["version", "algorithm", "rows", "created_at"], rows), "\n")
+        _show("What the catalog knows about the model", "DESCRIBE MODEL churn")
+        print(format_arrow(session.sql("DESCRIBE MODEL churn"), max_rows=40), "\n")
 
-        production = catalog.resolve(f"{DEMO_MODEL}@production")
-        artifact = catalog.load_artifact(production.model, production.version)
-        loaded = lgb.Booster(model_str=artifact.decode())
-        sample = rng.normal(size=(3, 3))
-        print(f"{production.ref} loaded back (SHA-256 checked); P(churn) for 3 customers:")
-        for row, p in zip(sample, loaded.predict(sample), strict=True):
-            print(f"  tenure={row[0]:+.2f} spend={row[1]:+.2f} tickets={row[2]:+.2f} -> {p:.3f}")
-    print(f"\ndone in {time.perf_counter() - started:.1f}s; try `sqlml models`")
+        query = (
+            "SELECT customer_id, plan, tenure_months,\n"
+            "       predict('churn', *) AS will_churn,\n"
+            "       round(predict_proba('churn', *)['true'], 3) AS p_churn,\n"
+            "       predict('churn_baseline', *) AS baseline\n"
+            "FROM customers ORDER BY customer_id LIMIT 5"
+        )
+        _show("Predict for a few customers (features bind by column name)", query)
+        print(format_arrow(session.sql(query)), "\n")
+
+        query = "SELECT * FROM feature_importance('churn') LIMIT 5"
+        _show("Which features matter", query)
+        print(format_arrow(session.sql(query)), "\n")
+    print(f"done in {time.perf_counter() - started:.1f}s ({dt.datetime.now():%H:%M:%S})")
     return 0

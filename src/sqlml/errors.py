@@ -214,9 +214,10 @@ class FeatureMissing(SqlmlError, LookupError):
         self.model = model
         self.column = column
         self.available = tuple(available)
+        listed = f"; input columns: {_listing(available)}" if available else ""
         super().__init__(
-            f"model {model!r} needs feature column {column!r}, which the input does not have; "
-            f"input columns: {_listing(available)}"
+            f"model {model!r} needs feature column {column!r}, which the input does not have"
+            f"{listed}"
         )
 
 
@@ -255,4 +256,25 @@ class NotAClassifier(SqlmlError, TypeError):
         super().__init__(
             f"model {model!r} is a {task} model and has no class probabilities; "
             "use predict() instead of predict_proba()"
+        )
+
+
+class QueryError(SqlmlError):
+    """The engine rejected or failed a statement."""
+
+    def __init__(self, engine: str, message: str, sql: str = "") -> None:
+        self.engine = engine
+        self.message = message
+        self.sql = sql
+        super().__init__(f"{engine}: {message}")
+
+
+class ModelExists(SqlmlError, ValueError):
+    """CREATE MODEL named a model that already exists."""
+
+    def __init__(self, name: str, versions: int) -> None:
+        self.name = name
+        super().__init__(
+            f"model {name!r} already exists ({versions} version(s)); use CREATE OR REPLACE "
+            f"MODEL {name} to train a new version (old versions stay callable as {name}@N)"
         )

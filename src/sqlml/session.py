@@ -1,0 +1,351 @@
+"""The one entry point: a Session wires an engine, a catalog and the SQL front end.
+
+>>> import sqlml
+>>> with sqlml.connect(catalog="sqlite:///:memory:") as session:
+...     session.sql("SELECT 42 AS answer").to_pylist()
+[{'answer': 42}]
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from sqlml.catalog import Catalog, ModelVersion, open_catalog
+from sqlml.config import load_settings
+from sqlml.engines import Engine, get_engine
+from sqlml.errors import FeatureMissing, ModelExists, ModelNotFound, NotAClassifier, QueryError
+from sqlml.sql import frontend
+from sqlml.udfs.predict import LoadedModel, load_model
+
+log = logging.getLogger("sqlml")
+
+#: Called as ``progress(stage, done, total)`` while a model trains.
+Progress = Callable[[str, int, int], None]
+
+_CACHE_SIZE = 32
+_cache: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class ModelCache:
+    """Loads models from a catalog, keeping them per process by (name, version, sha256).
+
+    The key holds the artifact's SHA-256, so a model re-created under an old name and
+    version number is never served from a stale entry; references are resolved against
+    the catalog on every call, so an alias move is seen at once.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def get(self, ref: str) -> LoadedModel:
+        """The loaded model a reference (``name``, ``name@3``, ``name@alias``) means now."""
+        return self.load(self.catalog.resolve(ref))
+
+    def load(self, version: ModelVersion) -> LoadedModel:
+        """The loaded model of a catalog version."""
+        key = (version.model, version.version, version.sha256)
+        with _cache_lock:
+            model = _cache.get(key)
+            if model is not None:
+                _cache.move_to_end(key)
+                return model
+        blob = self.catalog.load_artifact(version.model, version.version)
+        model = load_model(blob, version.ref)
+        with _cache_lock:
+            _cache[key] = model
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        return model
+
+
+def connect(
+    engine: str | None = None,
+    catalog: str | Catalog | None = None,
+    database: str | None = None,
+) -> Session:
+    """Open a session.
+
+    Args:
+        engine: ``duckdb`` (the default) or ``datafusion``.
+        catalog: a catalog URI or an open :class:`Catalog`; by default ``sqlite:///sqlml.db``
+            in the working directory (or ``SQLML_CATALOG`` / ``sqlml.toml``).
+        database: the engine's database file; in memory when None.
+
+    Returns:
+        A :class:`Session`; use it as a context manager to close it.
+    """
+    flags = {"engine": engine, "database": database}
+    if not isinstance(catalog, Catalog):
+        flags["catalog"] = catalog
+    settings = load_settings(flags)
+    opened = catalog if isinstance(catalog, Catalog) else open_catalog(settings.catalog)
+    try:
+        return Session(get_engine(settings.engine, settings.database), opened)
+    except BaseException:
+        if not isinstance(catalog, Catalog):
+            opened.close()
+        raise
+
+
+class Session:
+    """SQL in, Arrow out: sqlml's statements and the engine's, through one front end.
+
+    Args:
+        engine: the engine that runs queries.
+        catalog: where models live.
+        progress: called while a model trains; by default progress goes to the
+            ``sqlml.train`` logger.
+        owns_catalog: close the catalog when the session closes.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        *,
+        progress: Progress | None = None,
+        owns_catalog: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.progress = progress
+        self.models = ModelCache(catalog)
+        self._owns_catalog = owns_catalog
+        self._pinned: dict[str, LoadedModel] = {}
+        self._names = itertools.count(1)
+        engine.install(self._load)
+
+    # --- public API -------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run one or more statements; return the result of the last one.
+
+        Args:
+            query: sqlml or engine SQL; statements separated by ``;``.
+            params: positional parameters of the (last) statement, for the engine.
+
+        Returns:
+            The last statement's result as an Arrow table.
+        """
+        statements = frontend.split_statements(query)
+        result = pa.table({})
+        for i, statement in enumerate(statements):
+            last = i == len(statements) - 1
+            result = self._run(statement, params if last else None)
+        return result
+
+    def register(self, name: str, data: object) -> None:
+        """Make a pyarrow Table or RecordBatchReader, or a pandas or polars DataFrame,
+        queryable as ``name``."""
+        self.engine.register(name, data)
+
+    def close(self) -> None:
+        """Close the engine (and the catalog, when the session opened it)."""
+        self.engine.close()
+        if self._owns_catalog:
+            self.catalog.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- statements -------------------------------------------------------------------------
+
+    def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table:
+        statement = frontend.parse_statement(sql, self.engine.SQLGLOT_DIALECT)
+        self._pinned = {}
+        match statement:
+            case frontend.CreateModelStatement():
+                return self._create_model(statement)
+            case frontend.ShowModelsStatement():
+                return models_table(self.catalog)
+            case frontend.DescribeModelStatement(name=name):
+                return describe_table(self.catalog, name)
+            case frontend.DropModelStatement():
+                return self._drop_model(statement)
+            case frontend.DeployModelStatement(name=name, version=version, alias=alias):
+                self.catalog.set_alias(name, alias, version)
+                return pa.table({"model": [name], "alias": [alias], "version": [version]})
+            case frontend.QueryStatement(sql=text, model_refs=refs) if not refs:
+                return self.engine.execute(text, params)
+            case _:
+                return self._query(statement.sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run a query that may call predict, predict_proba or the table functions."""
+        registered: list[str] = []
+
+        def table_function(call: frontend.TableFunctionCall) -> str:
+            name = f"__sqlml_{call.function}_{next(self._names)}"
+            self.engine.register(name, self._table_function(call))
+            registered.append(name)
+            return name
+
+        bound: list[frontend.Binding] = []
+
+        def bind(ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
+            bound.append(self._bind(ref, kind))
+            return bound[-1]
+
+        rewritten = frontend.rewrite_query(
+            sql, bind, tables=table_function, dialect=self.engine.SQLGLOT_DIALECT
+        )
+        try:
+            return self.engine.execute(rewritten, params)
+        except QueryError as exc:
+            # A feature that is not among the columns in scope fails in the engine's binder.
+            column = self.engine.missing_column(exc)
+            for binding in bound:
+                if column is not None and column.lower() in map(str.lower, binding.features):
+                    raise FeatureMissing(binding.ref, column) from exc
+            raise
+        finally:
+            for name in registered:
+                self.engine.unregister(name)
+
+    def _bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
+        version = self.catalog.resolve(ref)
+        model = self.models.load(version)
+        if kind == "predict_proba" and model.task != "classification":
+            raise NotAClassifier(version.ref, model.task)
+        self._pinned[version.ref] = model
+        function = self.engine.predict_function(model.output_type, proba=kind == "predict_proba")
+        return frontend.Binding(function, version.ref, version.feature_names)
+
+    def _load(self, ref: str) -> LoadedModel:
+        """The engine's way to models: those bound for the running statement, else the
+        catalog (for the native ``predict('m', t)`` form)."""
+        return self._pinned.get(ref) or self.models.get(ref)
+
+    def _create_model(self, statement: frontend.CreateModelStatement) -> pa.Table:
+        from sqlml.udfs.train import train
+
+        try:
+            versions = self.catalog.list_versions(statement.name)
+        except ModelNotFound:
+            versions = []
+        if versions and not statement.replace:
+            raise ModelExists(statement.name, len(versions))
+        data = self._query(statement.query_sql)
+        trained = train(
+            data,
+            name=statement.name,
+            options=statement.options,
+            training_sql=statement.query_sql,
+            progress=self.progress,
+        )
+        version = self.catalog.register_version(statement.name, trained.spec, trained.artifact)
+        log.info("trained %s on %d rows", version.ref, version.row_count)
+        columns: dict[str, list[Any]] = {
+            "model": [version.model],
+            "version": [version.version],
+            "algorithm": [version.algorithm],
+            "task": [version.task],
+            "rows": [version.row_count],
+        }
+        columns.update({name: [value] for name, value in sorted(version.metrics.items())})
+        return pa.table(columns)
+
+    def _drop_model(self, statement: frontend.DropModelStatement) -> pa.Table:
+        try:
+            if statement.version is None:
+                self.catalog.delete_model(statement.name)
+            else:
+                self.catalog.delete_version(statement.name, statement.version)
+        except ModelNotFound:
+            if not statement.if_exists:
+                raise
+            return pa.table({"model": [statement.name], "dropped": ["nothing: no such model"]})
+        what = "all versions" if statement.version is None else f"version {statement.version}"
+        return pa.table({"model": [statement.name], "dropped": [what]})
+
+    def _table_function(self, call: frontend.TableFunctionCall) -> pa.Table:
+        from sqlml.udfs.explain import evaluate, feature_importance
+
+        version = self.catalog.resolve(call.ref)
+        model = self.models.load(version)
+        if call.function == "feature_importance":
+            return feature_importance(model)
+        assert call.query is not None
+        return evaluate(model, self._query(call.query))
+
+
+def models_table(catalog: Catalog) -> pa.Table:
+    """``SHOW MODELS``: a row per model with its versions, latest version and aliases."""
+    aliases: dict[str, list[str]] = {}
+    for alias in catalog.list_aliases():
+        aliases.setdefault(alias.model, []).append(f"{alias.alias}={alias.version}")
+    rows = []
+    for model in catalog.list_models():
+        versions = catalog.list_versions(model.name)
+        latest = versions[-1] if versions else None
+        rows.append(
+            {
+                "model": model.name,
+                "task": model.task,
+                "versions": len(versions),
+                "latest": latest.version if latest else None,
+                "algorithm": latest.algorithm if latest else None,
+                "aliases": ", ".join(aliases.get(model.name, [])),
+                "updated": latest.created_at if latest else model.created_at,
+            }
+        )
+    schema = pa.schema(
+        [
+            ("model", pa.string()),
+            ("task", pa.string()),
+            ("versions", pa.int64()),
+            ("latest", pa.int64()),
+            ("algorithm", pa.string()),
+            ("aliases", pa.string()),
+            ("updated", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def describe_table(catalog: Catalog, ref: str) -> pa.Table:
+    """``DESCRIBE MODEL``: the latest (or referenced) version's lineage as property/value."""
+    version = catalog.resolve(ref)
+    aliases = [a.alias for a in catalog.list_aliases(version.model) if a.version == version.version]
+    rows: list[tuple[str, str]] = [
+        ("model", version.model),
+        ("version", str(version.version)),
+        ("aliases", ", ".join(aliases)),
+        ("task", version.task),
+        ("algorithm", version.algorithm),
+        ("target", version.target),
+        ("classes", ", ".join(str(c) for c in version.classes)),
+        ("rows", str(version.row_count)),
+        ("created_at", version.created_at.isoformat(timespec="seconds")),
+    ]
+    for feature in version.features:
+        detail = feature.type
+        if feature.categories is not None:
+            detail += f" ({len(feature.categories)} categories)"
+        rows.append((f"feature {feature.name}", detail))
+    rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(version.metrics.items())]
+    rows += [(f"param {k}", str(v)) for k, v in sorted(version.hyperparameters.items())]
+    rows += [
+        ("training_sql", version.training_sql),
+        ("data_fingerprint", version.data_fingerprint),
+        ("artifact", f"{version.artifact_format}, sha256 {version.sha256}"),
+    ]
+    rows += [(f"library {k}", v) for k, v in sorted(version.library_versions.items())]
+    return pa.table({"property": [r[0] for r in rows], "value": [r[1] for r in rows]})

@@ -1,0 +1,41 @@
+"""The SQL front end: the sqlml dialect (sqlglot), its parser, binder and rewriter."""
+
+from __future__ import annotations
+
+from sqlml.sql.dialect import Sqlml
+from sqlml.sql.frontend import (
+    Bind,
+    Binding,
+    CreateModelStatement,
+    DeployModelStatement,
+    DescribeModelStatement,
+    DropModelStatement,
+    QueryStatement,
+    ShowModelsStatement,
+    Statement,
+    TableFunctionCall,
+    TableFunctionHandler,
+    parse_statement,
+    replace_table_functions,
+    rewrite_query,
+    split_statements,
+)
+
+__all__ = [
+    "Bind",
+    "Binding",
+    "CreateModelStatement",
+    "DeployModelStatement",
+    "DescribeModelStatement",
+    "DropModelStatement",
+    "QueryStatement",
+    "ShowModelsStatement",
+    "Sqlml",
+    "Statement",
+    "TableFunctionCall",
+    "TableFunctionHandler",
+    "parse_statement",
+    "replace_table_functions",
+    "rewrite_query",
+    "split_statements",
+]
