@@ -138,3 +138,72 @@ def test_settings_file_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(UnknownEngine) as info:
         load_settings({}, environ={}, cwd=tmp_path)
     assert info.value.choices == ("duckdb", "datafusion")
+
+
+def test_sql_command_formats(tmp_path: Path) -> None:
+    query = "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y' ORDER BY a"
+    table = run("sql", query, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert [c.strip() for c in table.stdout.splitlines()[0].split("|")] == ["a", "b"]
+    assert "(2 rows)" in table.stdout
+    csv = run("sql", query, "--format", "csv", cwd=tmp_path)
+    assert csv.stdout.splitlines() == ['"a","b"', '1,"x"', '2,"y"']
+    json_lines = run("sql", query, "--format", "json", cwd=tmp_path)
+    assert json_lines.stdout.splitlines() == ['{"a": 1, "b": "x"}', '{"a": 2, "b": "y"}']
+    out = tmp_path / "r.parquet"
+    parquet = run("sql", query, "--format", "parquet", "--output", str(out), cwd=tmp_path)
+    assert parquet.returncode == 0, parquet.stderr
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    failed = run("sql", "SELECT * FROM missing_table", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: duckdb: Catalog Error")
+    assert "Traceback" not in failed.stderr
+
+
+def test_demo_trains_compares_describes_and_predicts(tmp_path: Path) -> None:
+    result = run("demo", "--rows", "3000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "CREATE OR REPLACE MODEL churn",
+        "DESCRIBE MODEL churn",
+        "predict('churn', *)",
+    ):
+        assert expected in out
+    assert "churn_baseline |" in out
+    assert "feature plan" in out
+    assert "train" in result.stderr
+    models = run("models", cwd=tmp_path)
+    assert "churn_baseline" in models.stdout
+
+
+def test_shell_reads_multi_line_statements_and_commands(tmp_path: Path) -> None:
+    script = (
+        ".help\n"
+        "CREATE TABLE t AS SELECT range AS x, range * 2.0 AS y FROM range(200);\n"
+        "CREATE MODEL m OPTIONS (task = 'regression',\n"
+        "  target = 'y') AS SELECT * FROM t;\n"
+        "SELECT round(predict('m', *), 1) AS p -- a comment; with a semicolon\n"
+        "FROM t WHERE x = 100;\n"
+        "SELECT * FROM nowhere;\n"
+        ".models\n"
+        ".quit\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sqlml.cli", "shell"],
+        input=script,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Statements end with ';'" in out
+    assert "| regression" in out
+    assert "error: duckdb: Catalog Error" in out
+    lines = out.splitlines()
+    p_index = next(i for i, line in enumerate(lines) if line.strip() == "p")
+    assert abs(float(lines[p_index + 2]) - 200.0) < 20

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     shell.set_defaults(run=cmd_shell)
 
     demo = commands.add_parser("demo", parents=common, help="run the quickstart")
+    demo.add_argument(
+        "--rows", type=int, default=100_000, help="customers to generate (default 100000)"
+    )
     demo.set_defaults(run=cmd_demo)
     return parser
 
@@ -151,7 +154,7 @@ def _session(settings: Settings) -> Session:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sqlml.demo import run_demo
 
-    return run_demo(settings)
+    return run_demo(settings, rows=args.rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,7 +82,7 @@ def _show(title: str, sql: str) -> None:
     print(sql + ";\n")
 
 
-def run_demo(settings: Settings) -> int:
+def run_demo(settings: Settings, rows: int = 100_000) -> int:
     """Train two models with CREATE MODEL, compare them, describe one, predict."""
     from sqlml.output import progress_printer
     from sqlml.session import connect
@@ -90,7 +90,7 @@ def run_demo(settings: Settings) -> int:
     started = time.perf_counter()
     with connect(settings.engine, settings.catalog, settings.database) as session:
         session.progress = progress_printer(sys.stderr)
-        customers = churn_data()
+        customers = churn_data(rows)
         session.register("customers", customers)
         print(
             f"sqlml demo on {session.engine.name}, catalog {session.catalog.uri}\n"

@@ -1,0 +1,87 @@
+"""Predict and train through SQL against LightGBM's own API on the same data.
+
+1M rows x 20 float features, a 100-tree LightGBM regression model. Baselines are measured
+in the same run: ``Booster.predict`` on the same rows as a NumPy array, and
+``lightgbm.train`` on the same training rows with the same parameters.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+import zipfile
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+
+import sqlml
+
+ROWS = int(os.environ.get("SQLML_BENCH_ROWS", 1_000_000))
+FEATURES = 20
+TREES = 100
+REPEAT = 3
+
+
+def data(rows: int) -> pa.Table:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, FEATURES))
+    y = x @ rng.normal(size=FEATURES) + np.sin(x[:, 0] * 3) + rng.normal(0, 0.1, rows)
+    columns = {f"f{i:02d}": x[:, i] for i in range(FEATURES)}
+    return pa.table({**columns, "y": y})
+
+
+def best(fn: object, repeat: int = REPEAT) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main() -> None:
+    table = data(ROWS)
+    x = np.column_stack([table[f"f{i:02d}"].to_numpy() for i in range(FEATURES)])
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sqlml.connect(catalog=f"sqlite:///{tmp}/bench.db") as session,
+    ):
+        session.register("t", table)
+        create = (
+            f"CREATE OR REPLACE MODEL m OPTIONS (task = 'regression', target = 'y', "
+            f"num_iterations = {TREES}) AS SELECT * FROM t"
+        )
+        sql_train, _ = best(lambda: session.sql(create), repeat=1)
+        version = session.catalog.get_version("m")
+        blob = session.catalog.load_artifact("m", version.version)
+        booster = lgb.Booster(
+            model_str=zipfile.ZipFile(io.BytesIO(blob)).read("model.txt").decode()
+        )
+        params = dict(version.hyperparameters)
+        train_rows = int(round(ROWS * 0.8))
+        x_train, y_train = x[:train_rows], table["y"].to_numpy()[:train_rows]
+        lgb_train, _ = best(lambda: lgb.train(params, lgb.Dataset(x_train, y_train)), repeat=1)
+
+        session.sql("SELECT 1")  # warm up: model load and cache
+        query = "SELECT predict('m', *) AS p FROM t"
+        sql_predict, result = best(lambda: session.sql(query))
+        lgb_predict, expected = best(lambda: booster.predict(x))
+        got = result["p"].to_numpy()  # type: ignore[index]
+        # DuckDB keeps the scan's row order (preserve_insertion_order), so rows line up.
+        identical = np.array_equal(got, expected)  # type: ignore[arg-type]
+        max_diff = float(np.max(np.abs(got - expected)))  # type: ignore[operator]
+
+    print(f"   data: {ROWS:,} rows x {FEATURES} features, {TREES} trees, {os.cpu_count()} cores")
+    print(
+        f"   predict: SQL {ROWS / sql_predict:,.0f} rows/s, Booster.predict "
+        f"{ROWS / lgb_predict:,.0f} rows/s, ratio {lgb_predict / sql_predict:.2f} "
+        f"(goal >= 0.95); identical results: {identical} (max abs diff {max_diff:.1e})"
+    )
+    print(
+        f"   train: CREATE MODEL {sql_train:.2f} s (split, preprocess, train, holdout "
+        f"metrics, register), lightgbm.train {lgb_train:.2f} s on the same {train_rows:,} "
+        f"rows, ratio {sql_train / lgb_train:.2f} (goal <= 1.15)"
+    )
