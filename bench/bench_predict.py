@@ -61,7 +61,7 @@ def main() -> None:
             model_str=zipfile.ZipFile(io.BytesIO(blob)).read("model.txt").decode()
         )
         params = dict(version.hyperparameters)
-        train_rows = int(round(ROWS * 0.8))
+        train_rows = round(ROWS * 0.8)
         x_train, y_train = x[:train_rows], table["y"].to_numpy()[:train_rows]
         lgb_train, _ = best(lambda: lgb.train(params, lgb.Dataset(x_train, y_train)), repeat=1)
 
