@@ -22,7 +22,7 @@ import sqlml
 ROWS = int(os.environ.get("SQLML_BENCH_ROWS", 1_000_000))
 FEATURES = 20
 TREES = 100
-REPEAT = 3
+REPEAT = 5
 
 
 def data(rows: int) -> pa.Table:
@@ -54,7 +54,10 @@ def main() -> None:
             f"CREATE OR REPLACE MODEL m OPTIONS (task = 'regression', target = 'y', "
             f"num_iterations = {TREES}) AS SELECT * FROM t"
         )
-        sql_train, _ = best(lambda: session.sql(create), repeat=1)
+        # Warm up: the first CREATE MODEL imports scikit-learn and LightGBM.
+        session.register("warm", table.slice(0, 1000))
+        session.sql("CREATE MODEL warm OPTIONS (task = 'regression', target = 'y') AS FROM warm")
+        sql_train, _ = best(lambda: session.sql(create), repeat=2)
         version = session.catalog.get_version("m")
         blob = session.catalog.load_artifact("m", version.version)
         booster = lgb.Booster(
@@ -63,12 +66,17 @@ def main() -> None:
         params = dict(version.hyperparameters)
         train_rows = round(ROWS * 0.8)
         x_train, y_train = x[:train_rows], table["y"].to_numpy()[:train_rows]
-        lgb_train, _ = best(lambda: lgb.train(params, lgb.Dataset(x_train, y_train)), repeat=1)
+        lgb_train, _ = best(lambda: lgb.train(params, lgb.Dataset(x_train, y_train)), repeat=2)
 
-        session.sql("SELECT 1")  # warm up: model load and cache
+        session.sql("SELECT predict('m', *) FROM t LIMIT 1")  # warm up: load the model
         query = "SELECT predict('m', *) AS p FROM t"
-        sql_predict, result = best(lambda: session.sql(query))
-        lgb_predict, expected = best(lambda: booster.predict(x))
+        # Alternate the two, so drift on a shared machine hits both alike; keep the best.
+        sql_predict = lgb_predict = float("inf")
+        for _ in range(REPEAT):
+            seconds, result = best(lambda: session.sql(query), repeat=1)
+            sql_predict = min(sql_predict, seconds)
+            seconds, expected = best(lambda: booster.predict(x), repeat=1)
+            lgb_predict = min(lgb_predict, seconds)
         got = result["p"].to_numpy()  # type: ignore[index]
         # DuckDB keeps the scan's row order (preserve_insertion_order), so rows line up.
         identical = np.array_equal(got, expected)  # type: ignore[arg-type]
