@@ -65,8 +65,15 @@ def main() -> None:
         )
         params = dict(version.hyperparameters)
         train_rows = round(ROWS * 0.8)
-        x_train, y_train = x[:train_rows], table["y"].to_numpy()[:train_rows]
-        lgb_train, _ = best(lambda: lgb.train(params, lgb.Dataset(x_train, y_train)), repeat=2)
+        features = [f"f{i:02d}" for i in range(FEATURES)]
+
+        def by_hand() -> lgb.Booster:
+            # What a user does with the same Arrow data: NumPy arrays, then lightgbm.train.
+            rows = table.slice(0, train_rows)
+            x_train = np.column_stack([rows[name].to_numpy() for name in features])
+            return lgb.train(params, lgb.Dataset(x_train, rows["y"].to_numpy()))
+
+        lgb_train, _ = best(by_hand, repeat=2)
 
         session.sql("SELECT predict('m', *) FROM t LIMIT 1")  # warm up: load the model
         query = "SELECT predict('m', *) AS p FROM t"
@@ -90,6 +97,6 @@ def main() -> None:
     )
     print(
         f"   train: CREATE MODEL {sql_train:.2f} s (split, preprocess, train, holdout "
-        f"metrics, register), lightgbm.train {lgb_train:.2f} s on the same {train_rows:,} "
-        f"rows, ratio {sql_train / lgb_train:.2f} (goal <= 1.15)"
+        f"metrics, register), Arrow to NumPy + lightgbm.train {lgb_train:.2f} s on the same "
+        f"{train_rows:,} rows, ratio {sql_train / lgb_train:.2f} (goal <= 1.15)"
     )
