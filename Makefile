@@ -35,7 +35,7 @@ lint: $(STAMP)
 	exit $$status
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	scripts/with-postgres.sh $(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

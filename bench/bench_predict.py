@@ -2,7 +2,9 @@
 
 1M rows x 20 float features, a 100-tree LightGBM regression model. Baselines are measured
 in the same run: ``Booster.predict`` on the same rows as a NumPy array, and
-``lightgbm.train`` on the same training rows with the same parameters.
+``lightgbm.train`` on the same training rows with the same parameters. Prediction is
+measured on DuckDB and on DataFusion (there at two batch sizes: the function is called
+once per batch).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import numpy as np
 import pyarrow as pa
 
 import sqlml
+from sqlml.catalog import Catalog
+from sqlml.engines.datafusion import BATCH_SIZE, DataFusionEngine
+from sqlml.session import Session
 
 ROWS = int(os.environ.get("SQLML_BENCH_ROWS", 1_000_000))
 FEATURES = 20
 TREES = 100
 REPEAT = 5
+BATCH_SIZES = (8_192, 65_536)
 
 
 def data(rows: int) -> pa.Table:
@@ -88,6 +94,10 @@ def main() -> None:
         # DuckDB keeps the scan's row order (preserve_insertion_order), so rows line up.
         identical = np.array_equal(got, expected)  # type: ignore[arg-type]
         max_diff = float(np.max(np.abs(got - expected)))  # type: ignore[operator]
+        datafusion = {
+            size: datafusion_predict(table, session.catalog, size, booster, x)
+            for size in BATCH_SIZES
+        }
 
     print(f"   data: {ROWS:,} rows x {FEATURES} features, {TREES} trees, {os.cpu_count()} cores")
     print(
@@ -95,8 +105,40 @@ def main() -> None:
         f"{ROWS / lgb_predict:,.0f} rows/s, ratio {lgb_predict / sql_predict:.2f} "
         f"(goal >= 0.95); identical results: {identical} (max abs diff {max_diff:.1e})"
     )
+    for size, (seconds, baseline, same) in datafusion.items():
+        print(
+            f"   predict on DataFusion, batch_size {size:,}: SQL {ROWS / seconds:,.0f} rows/s, "
+            f"Booster.predict {ROWS / baseline:,.0f} rows/s, ratio {baseline / seconds:.2f}; "
+            f"identical results: {same}"
+        )
+    small, large = (datafusion[size][0] for size in BATCH_SIZES)
+    print(
+        f"   DataFusion batch_size {BATCH_SIZES[1]:,} vs {BATCH_SIZES[0]:,}: "
+        f"{small / large:.2f}x the throughput (default {BATCH_SIZE:,})"
+    )
     print(
         f"   train: CREATE MODEL {sql_train:.2f} s (split, preprocess, train, holdout "
         f"metrics, register), Arrow to NumPy + lightgbm.train {lgb_train:.2f} s on the same "
         f"{train_rows:,} rows, ratio {sql_train / lgb_train:.2f} (goal <= 1.15)"
     )
+
+
+def datafusion_predict(
+    table: pa.Table, catalog: Catalog, batch_size: int, booster: lgb.Booster, x: np.ndarray
+) -> tuple[float, float, bool]:
+    """Best seconds of ``predict`` through SQL on DataFusion and of ``Booster.predict``
+    (alternated), and whether the predictions are identical."""
+    with Session(DataFusionEngine(batch_size=batch_size), catalog, owns_catalog=False) as session:
+        session.register("t", table.append_column("row", pa.array(np.arange(ROWS))))
+        session.sql("SELECT predict('m', *) FROM t LIMIT 1")  # warm up: bind the model
+        query = "SELECT row, predict('m', *) AS p FROM t"
+        sql_predict = lgb_predict = float("inf")
+        for _ in range(REPEAT):
+            seconds, result = best(lambda: session.sql(query), repeat=1)
+            sql_predict = min(sql_predict, seconds)
+            seconds, expected = best(lambda: booster.predict(x), repeat=1)
+            lgb_predict = min(lgb_predict, seconds)
+    # DataFusion may return rows out of scan order: put them back by row number.
+    order = np.argsort(result["row"].to_numpy())  # type: ignore[index]
+    got = result["p"].to_numpy()[order]  # type: ignore[index]
+    return sql_predict, lgb_predict, bool(np.array_equal(got, expected))  # type: ignore[arg-type]

@@ -207,3 +207,33 @@ def test_shell_reads_multi_line_statements_and_commands(tmp_path: Path) -> None:
     lines = out.splitlines()
     p_index = next(i for i, line in enumerate(lines) if line.strip() == "p")
     assert abs(float(lines[p_index + 2]) - 200.0) < 20
+
+
+def test_sql_and_demo_on_datafusion(tmp_path: Path) -> None:
+    query = "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y' ORDER BY a"
+    csv = run("--engine", "datafusion", "sql", query, "--format", "csv", cwd=tmp_path)
+    assert csv.returncode == 0, csv.stderr
+    assert csv.stdout.splitlines() == ['"a","b"', '1,"x"', '2,"y"']
+    failed = run(
+        "sql", "SELECT * FROM missing_table", cwd=tmp_path, env={"SQLML_ENGINE": "datafusion"}
+    )
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: datafusion: Error during planning: table")
+    assert "Traceback" not in failed.stderr
+    no_file = run("sql", "SELECT 1", "--engine", "datafusion", "--database", "x.db", cwd=tmp_path)
+    assert no_file.returncode == 1
+    assert "the datafusion engine has no database file" in no_file.stderr
+    demo = run("demo", "--engine", "datafusion", "--rows", "3000", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "sqlml demo on datafusion" in demo.stdout
+    assert "churn_baseline |" in demo.stdout
+    scored = run(
+        "--engine",
+        "datafusion",
+        "sql",
+        "SELECT predict('churn', plan, tenure_months) AS p FROM (SELECT 'basic' AS plan, "
+        "3 AS tenure_months, 1 AS junk)",
+        cwd=tmp_path,
+    )
+    assert scored.returncode == 1
+    assert "needs feature column" in scored.stderr

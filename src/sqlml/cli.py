@@ -1,7 +1,8 @@
 """The ``sqlml`` command.
 
-Global options (``--catalog``, ``--engine``, ``--database``) are accepted before or after
-the subcommand: ``sqlml --catalog X models`` and ``sqlml models --catalog X`` are the same.
+Global options (``--catalog``, ``--engine``, ``--database``, ``--postgres``) are accepted
+before or after the subcommand: ``sqlml --catalog X models`` and ``sqlml models --catalog X``
+are the same.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
         metavar="PATH",
         default=default,
         help="the engine's database file (env SQLML_DATABASE; default in memory)",
+    )
+    group.add_argument(
+        "--postgres",
+        metavar="URI",
+        default=default,
+        help="for sql and shell: attach this PostgreSQL database's public tables as "
+        "pg.<table> (env SQLML_POSTGRES)",
     )
     return parser
 
@@ -148,6 +156,12 @@ def _session(settings: Settings) -> Session:
 
     session = connect(settings.engine, settings.catalog, settings.database)
     session.progress = progress_printer(sys.stderr)
+    if settings.postgres:
+        try:
+            session.attach_postgres(settings.postgres)
+        except BaseException:
+            session.close()
+            raise
     return session
 
 
@@ -167,7 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(
-            {"catalog": args.catalog, "engine": args.engine, "database": args.database}
+            {
+                "catalog": args.catalog,
+                "engine": args.engine,
+                "database": args.database,
+                "postgres": args.postgres,
+            }
         )
         return run(args, settings)
     except SqlmlError as exc:

@@ -20,17 +20,21 @@ CONFIG_FILE = "sqlml.toml"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Where the catalog is, which engine runs queries, and the engine's database file.
+    """Where the catalog is, which engine runs queries, the engine's database file, and a
+    PostgreSQL database to read tables from.
 
     Attributes:
         catalog: the catalog URI (``sqlite:///sqlml.db`` by default).
         engine: ``duckdb`` (default) or ``datafusion``.
         database: the engine's database file; ``None`` means in memory.
+        postgres: a PostgreSQL URI whose ``public`` tables ``sqlml sql`` and ``sqlml shell``
+            attach as ``pg.<table>`` (see ``Session.attach_postgres``); ``None``: none.
     """
 
     catalog: str = DEFAULT_CATALOG_URI
     engine: str = "duckdb"
     database: str | None = None
+    postgres: str | None = None
 
 
 def check_engine(name: str) -> str:

@@ -278,3 +278,39 @@ class ModelExists(SqlmlError, ValueError):
             f"model {name!r} already exists ({versions} version(s)); use CREATE OR REPLACE "
             f"MODEL {name} to train a new version (old versions stay callable as {name}@N)"
         )
+
+
+class SourceError(SqlmlError):
+    """A PostgreSQL data source (``attach_postgres``, ``write_postgres``) cannot be used.
+
+    ``uri`` is the source's URI with its password hidden.
+    """
+
+    def __init__(self, uri: str, message: str) -> None:
+        self.uri = uri
+        super().__init__(f"PostgreSQL source {uri}: {message}")
+
+
+class SourceUnavailable(SourceError):
+    """A PostgreSQL data source cannot be reached, or refuses the credentials."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(uri, f"cannot connect: {reason}")
+
+
+class SourceTableNotFound(SourceError, LookupError):
+    """A statement reads ``alias.table`` but the attached schema has no such table."""
+
+    def __init__(
+        self, uri: str, alias: str, table: str, schema: str, available: Sequence[str]
+    ) -> None:
+        self.alias = alias
+        self.table = table
+        self.schema = schema
+        self.available = tuple(available)
+        super().__init__(
+            uri,
+            f"table {alias}.{table} does not exist: schema {schema!r} has no table {table!r}; "
+            f"its tables: {_listing(available)}",
+        )

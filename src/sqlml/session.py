@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
 from sqlml.catalog import Catalog, ModelVersion, open_catalog
 from sqlml.config import load_settings
 from sqlml.engines import Engine, get_engine
-from sqlml.errors import FeatureMissing, ModelExists, ModelNotFound, NotAClassifier, QueryError
+from sqlml.errors import (
+    FeatureMissing,
+    ModelExists,
+    ModelNotFound,
+    NotAClassifier,
+    QueryError,
+    SourceError,
+)
 from sqlml.sql import frontend
 from sqlml.udfs.predict import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from sqlml.pgsource import PostgresSource
 
 log = logging.getLogger("sqlml")
 
@@ -122,6 +134,7 @@ class Session:
         self._owns_catalog = owns_catalog
         self._pinned: dict[str, LoadedModel] = {}
         self._names = itertools.count(1)
+        self._sources: dict[str, PostgresSource] = {}
         engine.install(self._load)
 
     # --- public API -------------------------------------------------------------------------
@@ -140,7 +153,8 @@ class Session:
         result = pa.table({})
         for i, statement in enumerate(statements):
             last = i == len(statements) - 1
-            result = self._run(statement, params if last else None)
+            with self._attached_tables(statement):
+                result = self._run(statement, params if last else None)
         return result
 
     def register(self, name: str, data: object) -> None:
@@ -148,8 +162,28 @@ class Session:
         queryable as ``name``."""
         self.engine.register(name, data)
 
+    def read_parquet(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Make a Parquet file (a directory or glob of them on DataFusion) queryable as
+        ``name``; queries read the file, nothing is copied.
+
+        >>> import pyarrow.parquet as pq, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.parquet"
+        >>> pq.write_table(pa.table({"x": [1, 2]}), path)
+        >>> with connect(engine="datafusion", catalog="sqlite:///:memory:") as session:
+        ...     session.read_parquet("t", path)
+        ...     session.sql("SELECT sum(x) AS s FROM t").to_pylist()
+        [{'s': 3}]
+        """
+        self.engine.register_file(name, path, "parquet")
+
+    def read_csv(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Make a CSV file with a header row queryable as ``name`` (types are inferred)."""
+        self.engine.register_file(name, path, "csv")
+
     def close(self) -> None:
         """Close the engine (and the catalog, when the session opened it)."""
+        for alias in list(self._sources):
+            self.detach_postgres(alias)
         self.engine.close()
         if self._owns_catalog:
             self.catalog.close()
@@ -225,7 +259,12 @@ class Session:
         if kind == "predict_proba" and model.task != "classification":
             raise NotAClassifier(version.ref, model.task)
         self._pinned[version.ref] = model
-        function = self.engine.predict_function(model.output_type, proba=kind == "predict_proba")
+        proba = kind == "predict_proba"
+        if self.engine.EXACT_FUNCTION_SIGNATURES:
+            function = self.engine.version_function(version, model, proba=proba)
+            names = tuple(feature.name for feature in model.features)
+            return frontend.Binding(function, version.ref, names, arguments="features")
+        function = self.engine.predict_function(model.output_type, proba=proba)
         return frontend.Binding(function, version.ref, version.feature_names)
 
     def _load(self, ref: str) -> LoadedModel:
@@ -284,6 +323,126 @@ class Session:
             return feature_importance(model)
         assert call.query is not None
         return evaluate(model, self._query(call.query))
+
+    # --- PostgreSQL as a data source --------------------------------------------------------
+
+    def attach_postgres(self, uri: str, schema: str = "public", alias: str = "pg") -> None:
+        """Make the tables (and views) of a PostgreSQL schema queryable as ``alias.<table>``.
+
+        Tables are read through ADBC as Arrow record batch streams: before each statement
+        the session finds the ``alias.<table>`` names it reads and gives the engine a fresh
+        stream of each, so every statement sees the table as it is when it starts.
+        ``numeric`` columns arrive as double precision. Attaching an alias again replaces it.
+
+        >>> session.attach_postgres("postgresql://ml@db/shop")  # doctest: +SKIP
+        >>> session.sql("CREATE MODEL churn OPTIONS (target = 'churned') "
+        ...             "AS SELECT * FROM pg.customers")  # doctest: +SKIP
+
+        Args:
+            uri: the database, e.g. ``postgresql://user:password@host:5432/db``.
+            schema: the schema whose tables are attached.
+            alias: the qualifier the tables are named with in SQL.
+
+        Raises:
+            SourceUnavailable: the server cannot be reached or refuses the credentials
+                (the message shows the URI without its password).
+            SourceTableNotFound: (from a later statement) it names a table the schema does
+                not have; the message lists those it has.
+        """
+        from sqlml.pgsource import PostgresSource, redact
+
+        if not alias.isidentifier():
+            raise SourceError(
+                redact(uri), f"invalid alias {alias!r}: use a name such as pg or sales"
+            )
+        source = PostgresSource(uri, schema=schema, alias=alias)
+        self.detach_postgres(alias)
+        self._sources[alias.casefold()] = source
+
+    def detach_postgres(self, alias: str = "pg") -> None:
+        """Forget an attached PostgreSQL schema and close its connection (no-op if absent)."""
+        source = self._sources.pop(alias.casefold(), None)
+        if source is not None:
+            source.close()
+
+    def write_postgres(
+        self,
+        table_name: str,
+        data_or_query: object,
+        mode: str = "create",
+        uri: str | None = None,
+        schema: str | None = None,
+    ) -> int:
+        """Write Arrow data, or a query's result, to a PostgreSQL table through ADBC ingest.
+
+        >>> session.write_postgres("scores", "SELECT id, predict('churn', *) AS p "
+        ...                        "FROM pg.customers", mode="replace")  # doctest: +SKIP
+        50000
+
+        Args:
+            table_name: the table to write.
+            data_or_query: a pyarrow Table, RecordBatch or RecordBatchReader, a DataFrame
+                with ``__arrow_c_stream__`` (polars), or SQL run with :meth:`sql`.
+            mode: ``create`` (the table must not exist), ``append`` (it must exist) or
+                ``replace`` (dropped if it exists, then created).
+            uri: the database; by default the first one attached with
+                :meth:`attach_postgres`.
+            schema: the table's schema; by default the attached schema (with ``uri``, the
+                server's search path, normally ``public``).
+
+        Returns:
+            The number of rows written. The write is one transaction: on failure nothing
+            is written.
+
+        Raises:
+            SourceError: a bad mode, no database attached and no ``uri``, or the write
+                failed.
+            SourceUnavailable: the server cannot be reached.
+        """
+        from sqlml import pgsource
+
+        if uri is None and not self._sources:
+            raise SourceError(
+                "(none)",
+                "no PostgreSQL database is attached; call attach_postgres() or pass uri=",
+            )
+        shown = pgsource.redact(uri) if uri is not None else next(iter(self._sources.values())).uri
+        pgsource.check_write_mode(mode, shown)
+        data = self.sql(data_or_query) if isinstance(data_or_query, str) else data_or_query
+        if uri is not None:
+            return pgsource.write_postgres(uri, table_name, data, mode, schema)
+        return next(iter(self._sources.values())).write(table_name, data, mode, schema)
+
+    def _attached_tables(self, statement: str) -> ExitStack:
+        """A fresh stream, registered with the engine, of each attached table a statement
+        reads; closing the returned stack unregisters and closes them."""
+        stack = ExitStack()
+        if not self._sources:
+            return stack
+        from sqlml.pgsource import referenced_tables
+
+        try:
+            for source in self._sources.values():
+                counts: dict[str, int] = {}
+                names = referenced_tables(statement, source.alias, self.engine.SQLGLOT_DIALECT)
+                for name, count in names.items():
+                    table = source.resolve(name)
+                    counts[table] = counts.get(table, 0) + count
+                for table, count in counts.items():
+                    # A reader can be scanned once: a table named twice is read into memory.
+                    data = source.read(table, stack, materialize=count > 1)
+                    try:
+                        self.engine.register_stream(source.alias, table, data)
+                    except NotImplementedError as exc:
+                        raise SourceError(
+                            source.uri,
+                            f"the {self.engine.name} engine cannot read attached tables yet",
+                        ) from exc
+                    stack.callback(self.engine.unregister_stream, source.alias, table)
+        except BaseException:
+            stack.close()
+            raise
+        return stack
 
 
 def models_table(catalog: Catalog) -> pa.Table:

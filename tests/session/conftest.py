@@ -1,4 +1,4 @@
-"""Sessions on DuckDB over both catalogs, and small generated data sets."""
+"""Sessions on every engine over both catalogs, and small generated data sets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 import sqlml
 from sqlml.catalog import open_catalog
+from sqlml.config import ENGINES
 from sqlml.session import Session
 
 
@@ -26,10 +27,23 @@ def catalog_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return uri
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine's name: one suite runs on all of them."""
+    return str(request.param)
+
+
 @pytest.fixture
-def session(catalog_uri: str) -> Iterator[Session]:
-    with sqlml.connect(catalog=catalog_uri) as opened:
+def session(engine: str, catalog_uri: str) -> Iterator[Session]:
+    """A session on each engine x each catalog."""
+    with sqlml.connect(engine=engine, catalog=catalog_uri) as opened:
         yield opened
+
+
+def xfail_on(request: pytest.FixtureRequest, engine: str, reason: str) -> None:
+    """Mark the running test as a known gap (a strict xfail) of ``engine``."""
+    if request.getfixturevalue("engine") == engine:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def customers(rows: int = 2000, seed: int = 1) -> pa.Table:

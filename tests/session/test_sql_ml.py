@@ -1,14 +1,16 @@
-"""CREATE MODEL, predict by name and the model statements through a real DuckDB session,
-on both catalogs."""
+"""CREATE MODEL, predict by name and the model statements through a real session, on
+every engine and both catalogs."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -151,13 +153,13 @@ def test_versions_aliases_and_replace(session: Session) -> None:
     assert moved["p"].to_pylist() == latest
 
 
-def test_a_new_session_on_the_same_catalog_predicts_the_same(catalog_uri: str) -> None:
+def test_a_new_session_on_the_same_catalog_predicts_the_same(engine: str, catalog_uri: str) -> None:
     data = numeric()
-    with sqlml.connect(catalog=catalog_uri) as first:
+    with sqlml.connect(engine=engine, catalog=catalog_uri) as first:
         first.register("t", data)
         first.sql(CREATE_REG)
         before = first.sql("SELECT predict('reg', *) AS p FROM t ORDER BY id")
-    with sqlml.connect(catalog=catalog_uri) as second:
+    with sqlml.connect(engine=engine, catalog=catalog_uri) as second:
         second.register("t", data)
         after = second.sql("SELECT predict('reg', *) AS p FROM t ORDER BY id")
     assert before.equals(after)
@@ -254,9 +256,7 @@ def test_errors_name_the_model_feature_and_types(session: Session) -> None:
     assert [m.name for m in session.catalog.list_models()] == ["reg"]
 
 
-def test_register_accepts_arrow_pandas_polars_and_parquet_files(
-    session: Session, tmp_path: object
-) -> None:
+def test_register_accepts_arrow_pandas_polars(session: Session) -> None:
     import pandas as pd
     import polars as pl
 
@@ -268,13 +268,39 @@ def test_register_accepts_arrow_pandas_polars_and_parquet_files(
     assert isinstance(data.to_pandas(), pd.DataFrame)
     for name in ("arrow_t", "reader_t", "pandas_t", "polars_t"):
         assert session.sql(f"SELECT count(*) AS n FROM {name}")["n"][0].as_py() == 500
+    session.sql(CREATE_REG.replace("FROM t", "FROM polars_t"))
+    expected = session.sql("SELECT predict('reg', *) AS p FROM arrow_t ORDER BY id")
+    for name in ("pandas_t", "polars_t"):  # a RecordBatchReader is scanned once on DuckDB
+        got = session.sql(f"SELECT predict('reg', *) AS p FROM {name} ORDER BY id")
+        assert got["p"].to_pylist() == expected["p"].to_pylist()
+    session.register("arrow_t", data.slice(0, 10))  # registering a name again replaces it
+    assert session.sql("SELECT count(*) AS n FROM arrow_t")["n"][0].as_py() == 10
+
+
+def test_read_parquet_and_csv_files(session: Session, tmp_path: Path) -> None:
+    data = numeric(500)
+    pq.write_table(data, tmp_path / "t.parquet")
+    pa_csv.write_csv(data, tmp_path / "t.csv")
+    session.read_parquet("pq_t", tmp_path / "t.parquet")
+    session.read_csv("csv_t", str(tmp_path / "t.csv"))
+    session.sql(CREATE_REG.replace("FROM t", "FROM pq_t"))
+    from_parquet = session.sql("SELECT id, predict('reg', *) AS p FROM pq_t ORDER BY id")
+    from_csv = session.sql("SELECT id, predict('reg', *) AS p FROM csv_t ORDER BY id")
+    assert from_parquet.num_rows == 500
+    np.testing.assert_allclose(from_csv["p"].to_numpy(), from_parquet["p"].to_numpy(), atol=1e-9)
+    with pytest.raises(QueryError, match=r"nowhere\.parquet"):
+        session.read_parquet("missing", tmp_path / "nowhere.parquet")
+
+
+def test_duckdb_reads_files_in_sql(catalog_uri: str, tmp_path: Path) -> None:
     path = f"{tmp_path}/t.parquet"
-    pq.write_table(data, path)
-    session.sql(
-        "CREATE MODEL pq_model OPTIONS (task = 'regression', target = 'y', "
-        f"exclude = ('id', 'label')) AS SELECT * FROM read_parquet('{path}')"
-    )
-    scored = session.sql(f"SELECT predict('pq_model', *) AS p FROM read_parquet('{path}')")
+    pq.write_table(numeric(500), path)
+    with sqlml.connect(engine="duckdb", catalog=catalog_uri) as session:
+        session.sql(
+            "CREATE MODEL pq_model OPTIONS (task = 'regression', target = 'y', "
+            f"exclude = ('id', 'label')) AS SELECT * FROM read_parquet('{path}')"
+        )
+        scored = session.sql(f"SELECT predict('pq_model', *) AS p FROM read_parquet('{path}')")
     assert scored.num_rows == 500
 
 

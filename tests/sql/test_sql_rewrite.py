@@ -314,3 +314,24 @@ def test_offsets_are_characters_not_bytes() -> None:
     assert rewrite_query(sql, bind) == (
         "SELECT 'héllo 😀' AS \"naïve\", f('m', {'näme': \"näme\"}) FROM t -- ü"
     )
+
+
+def test_datafusion_calls_a_version_function_with_the_features_as_arguments() -> None:
+    def bind(ref: str, kind: Literal["predict", "predict_proba"]) -> Binding:
+        return Binding(f"f_{kind}_2", "churn@2", FEATURES["churn"], arguments="features")
+
+    sql = "SELECT id, predict('churn', c) AS p FROM customers c WHERE predict_proba('churn', *) > 0"
+    assert rewrite_query(sql, bind, dialect="datafusion") == (
+        'SELECT id, f_predict_2(c."age", c."Income Level", c."plan") AS p '
+        'FROM customers c WHERE f_predict_proba_2("age", "Income Level", "plan") > 0'
+    )
+    struct = Binding("f", "churn@2", ("age", "plan"))
+    assert rewrite_query(
+        "SELECT predict('churn', age, plan) FROM t", lambda ref, kind: struct, dialect="datafusion"
+    ) == ("SELECT f('churn@2', named_struct('age', age, 'plan', plan)) FROM t")
+    assert (
+        replace_table_functions(
+            "SELECT * FROM feature_importance('m')", lambda call: "fi_1", dialect="datafusion"
+        )
+        == "SELECT * FROM fi_1 AS feature_importance"
+    )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    import os
+
     import pyarrow as pa
 
+    from sqlml.catalog import ModelVersion
     from sqlml.errors import QueryError
     from sqlml.udfs.predict import LoadedModel
 
@@ -29,6 +32,16 @@ class Engine(abc.ABC):
     SUPPORTS_PYTHON_TABLE_FUNCTIONS: ClassVar[bool] = False
     """Whether Python code can be registered as a table function."""
 
+    EXACT_FUNCTION_SIGNATURES: ClassVar[bool] = False
+    """Whether Python functions need exact argument types (no "any", no varargs). Then the
+    session binds a function per model version (:meth:`version_function`) whose arguments
+    are the model's features; otherwise one untyped function per output type
+    (:meth:`predict_function`) takes the model reference and the row as a struct."""
+
+    HAS_NATIVE_PREDICT: ClassVar[bool] = False
+    """Whether :meth:`install` gives SQL run without the front end (a plain connection)
+    ``predict('m', t)`` and ``predict_proba('m', t)``."""
+
     SQLGLOT_DIALECT: ClassVar[str]
     """The sqlglot dialect the front end generates for this engine."""
 
@@ -43,7 +56,14 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def unregister(self, name: str) -> None:
-        """Remove a relation made by :meth:`register`."""
+        """Remove a relation made by :meth:`register` or :meth:`register_file`."""
+
+    @abc.abstractmethod
+    def register_file(
+        self, name: str, path: str | os.PathLike[str], format: Literal["parquet", "csv"]
+    ) -> None:
+        """Make a Parquet or CSV file (or a directory or glob of them) queryable as
+        ``name``; the file is read by each query, not copied."""
 
     @abc.abstractmethod
     def install(self, loader: ModelLoader) -> None:
@@ -53,11 +73,41 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def predict_function(self, output_type: pa.DataType, proba: bool = False) -> str:
         """The name of a typed prediction function returning ``output_type`` (creating it
-        on first use); the front end rewrites ``predict(...)`` calls to it."""
+        on first use); the front end rewrites ``predict(...)`` calls to it as
+        ``function('name@3', <struct of the features>)``."""
+
+    def version_function(
+        self, version: ModelVersion, model: LoadedModel, proba: bool = False
+    ) -> str:
+        """The name of a function bound to one model version (created on first use), for
+        engines with :attr:`EXACT_FUNCTION_SIGNATURES`: it takes the model's features as its
+        arguments, in signature order, and returns predictions (or, with ``proba``,
+        class probabilities)."""
+        raise NotImplementedError(f"{self.name} binds functions by output type")
 
     def missing_column(self, error: QueryError) -> str | None:
         """The column an error says was not found, if it says so."""
         return None
+
+    def register_stream(
+        self, schema: str, table: str, data: pa.RecordBatchReader | pa.Table
+    ) -> None:
+        """Make ``data`` queryable as ``schema.table`` (e.g. ``pg.customers``) until
+        :meth:`unregister_stream`.
+
+        The session calls it before each statement that reads an attached source (see
+        ``Session.attach_postgres``), with a fresh reader each time: a RecordBatchReader
+        can be scanned once, so a statement that names the table more than once gets a
+        Table instead. ``schema`` never names one of the engine's own schemas.
+
+        Raises:
+            NotImplementedError: the engine cannot (yet) serve qualified Arrow relations.
+        """
+        raise NotImplementedError(f"engine {self.name!r} cannot register {schema}.{table}")
+
+    def unregister_stream(self, schema: str, table: str) -> None:
+        """Remove a relation made by :meth:`register_stream`."""
+        raise NotImplementedError(f"engine {self.name!r} cannot unregister {schema}.{table}")
 
     @abc.abstractmethod
     def close(self) -> None:

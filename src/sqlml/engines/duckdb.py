@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +37,15 @@ _DUCKDB_TYPES = {
 _PROBA_TYPE = "MAP(VARCHAR, DOUBLE)"
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stream_name(schema: str, table: str) -> str:
+    """The hidden, unqualified name a stream for ``schema.table`` is registered under."""
+    return f"__sqlml_stream_{schema}_{table}"
+
+
 def duckdb_type(type_: pa.DataType) -> str:
     """DuckDB's name for an Arrow type a prediction can have."""
     try:
@@ -54,6 +64,10 @@ class DuckDBEngine(Engine):
     SQLGLOT_DIALECT: ClassVar[str] = "duckdb"
     SUPPORTS_PYTHON_TABLE_FUNCTIONS: ClassVar[bool] = False
     """DuckDB's Python API cannot register table functions."""
+    EXACT_FUNCTION_SIGNATURES: ClassVar[bool] = False
+    """``create_function(parameters=None)`` takes any arguments, including the row struct."""
+    HAS_NATIVE_PREDICT: ClassVar[bool] = True
+    """:func:`install` gives a plain connection ``predict('m', t)``."""
 
     def __init__(
         self,
@@ -68,17 +82,23 @@ class DuckDBEngine(Engine):
             raise QueryError(self.name, f"cannot open database {database}: {exc}") from exc
         self._loader: ModelLoader | None = None
         self._functions: set[str] = set()
-        self._failure = threading.local()
+        # The error a UDF raised in the running statement. DuckDB may run UDFs on its own
+        # worker threads, so this is shared (one statement at a time per connection).
+        self._failure: SqlmlError | None = None
+        self._failure_lock = threading.Lock()
+        self._stream_catalogs: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        self._failure.error = None
+        with self._failure_lock:
+            self._failure = None
         try:
             relation = self.con.sql(sql, params=params) if params else self.con.sql(sql)
             if relation is None:
                 return pa.table({})
             return relation.to_arrow_table()
         except duckdb.Error as exc:
-            cause: SqlmlError | None = getattr(self._failure, "error", None)
+            with self._failure_lock:
+                cause = self._failure
             if cause is not None:
                 raise cause from exc
             raise QueryError(self.name, str(exc), sql) from exc
@@ -88,6 +108,15 @@ class DuckDBEngine(Engine):
             self.con.register(name, data)
         except duckdb.Error as exc:
             raise QueryError(self.name, f"cannot register {name!r}: {exc}") from exc
+
+    def register_file(
+        self, name: str, path: str | os.PathLike[str], format: Literal["parquet", "csv"]
+    ) -> None:
+        try:
+            reader = self.con.read_parquet if format == "parquet" else self.con.read_csv
+            self.con.register(name, reader(os.fspath(path)))
+        except duckdb.Error as exc:
+            raise QueryError(self.name, f"cannot read {format} {path}: {exc}") from exc
 
     def missing_column(self, error: QueryError) -> str | None:
         # DuckDB's binder says: Referenced column "x" not found in FROM clause!
@@ -99,6 +128,48 @@ class DuckDBEngine(Engine):
 
     def unregister(self, name: str) -> None:
         self.con.unregister(name)
+
+    # --- qualified streams (attached sources such as PostgreSQL) ----------------------------
+
+    def register_stream(
+        self, schema: str, table: str, data: pa.RecordBatchReader | pa.Table
+    ) -> None:
+        # con.register names are unqualified, so the data is registered under a hidden name
+        # and ``schema.table`` is a view over it in an in-memory database attached as
+        # ``schema``: nothing lands in the user's database file, and the view re-resolves
+        # the hidden name each time, so a fresh reader per statement is all it takes.
+        hidden = _stream_name(schema, table)
+        try:
+            if schema not in self._stream_catalogs:
+                self._attach_stream_catalog(schema)
+            self.con.register(hidden, data)
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {_quote(schema)}.main.{_quote(table)} "
+                f"AS SELECT * FROM {_quote(hidden)}"
+            )
+        except duckdb.Error as exc:
+            raise QueryError(self.name, f"cannot register {schema}.{table}: {exc}") from exc
+
+    def unregister_stream(self, schema: str, table: str) -> None:
+        if schema in self._stream_catalogs:
+            self.con.execute(f"DROP VIEW IF EXISTS {_quote(schema)}.main.{_quote(table)}")
+        self.con.unregister(_stream_name(schema, table))
+
+    def _attach_stream_catalog(self, schema: str) -> None:
+        taken = self.con.execute(
+            "SELECT (SELECT count(*) FROM duckdb_databases() WHERE database_name = $1)"
+            " + (SELECT count(*) FROM duckdb_schemas() WHERE schema_name = $1"
+            " AND database_name = current_database())",
+            [schema],
+        ).fetchone()
+        if taken and taken[0]:
+            raise QueryError(
+                self.name,
+                f"cannot attach a source as {schema!r}: the engine already has a database or "
+                "schema of that name; choose another alias",
+            )
+        self.con.execute(f"ATTACH ':memory:' AS {_quote(schema)}")
+        self._stream_catalogs.add(schema)
 
     def install(self, loader: ModelLoader) -> None:
         self._loader = loader
@@ -117,7 +188,8 @@ class DuckDBEngine(Engine):
             try:
                 return self._predict(ref, row, proba)
             except SqlmlError as exc:
-                self._failure.error = exc
+                with self._failure_lock:
+                    self._failure = exc
                 raise
 
         if name in self._functions:

@@ -532,3 +532,47 @@ class Sqlml(DuckDB):
     Tokenizer = SqlmlTokenizer
     Parser = SqlmlParser
     Generator = SqlmlGenerator
+
+
+# --------------------------------------------------------------------------- DataFusion
+
+
+def _named_struct_sql(gen: Generator, node: exp.Struct) -> str:
+    """``named_struct('a', x, 'b', y)``: DataFusion's struct with named fields."""
+    args: list[str] = []
+    for i, field in enumerate(node.expressions):
+        if isinstance(field, exp.PropertyEQ):
+            args += [gen.sql(exp.Literal.string(field.name)), gen.sql(field, "expression")]
+        else:
+            args += [gen.sql(exp.Literal.string(f"c{i}")), gen.sql(field)]
+    return f"named_struct({', '.join(args)})"
+
+
+class SqlmlDataFusionGenerator(SqlmlGenerator):
+    """The generator for DataFusion: what the front end writes into DataFusion statements.
+
+    The front end only writes its own constructs (bound function calls, quoted column
+    names, relation names); everything else in a statement reaches DataFusion as written.
+    """
+
+    TRANSFORMS: t.ClassVar[dict[type[exp.Expr], t.Callable[..., str]]] = {
+        **SqlmlGenerator.TRANSFORMS,
+        exp.Struct: _named_struct_sql,
+    }
+
+
+class SqlmlDataFusion(Sqlml):
+    """The sqlml dialect for DataFusion.
+
+    sqlglot has no DataFusion dialect. DataFusion's SQL (sqlparser-rs, PostgreSQL-like)
+    is read with the DuckDB-based grammar of :class:`Sqlml`, which accepts what surrounds
+    sqlml's calls (``::`` casts, ``arrow_cast(...)``, ``named_struct``, subqueries without
+    aliases, ...); statements without sqlml constructs are never parsed and reach
+    DataFusion unchanged. Structs are written as DataFusion's ``named_struct``.
+
+    >>> from sqlglot import parse_one
+    >>> parse_one("SELECT {'a': x} AS s", dialect=SqlmlDataFusion).sql(dialect=SqlmlDataFusion)
+    "SELECT named_struct('a', x) AS s"
+    """
+
+    Generator = SqlmlDataFusionGenerator

@@ -38,13 +38,14 @@ from sqlml.sql.dialect import (
     OptionValue,
     ShowModels,
     Sqlml,
+    SqlmlDataFusion,
     SqlmlEvaluate,
     SqlmlPredict,
     has_sqlml_construct,
 )
 
 #: The engines whose SQL the front end reads and writes, by name.
-DIALECTS: Mapping[str, type[Sqlml]] = {"duckdb": Sqlml}
+DIALECTS: Mapping[str, type[Sqlml]] = {"duckdb": Sqlml, "datafusion": SqlmlDataFusion}
 
 
 # --------------------------------------------------------------------------- statements
@@ -128,13 +129,19 @@ class Binding:
 
     Attributes:
         function: the engine function to call.
-        ref: the resolved reference passed as its first argument, e.g. ``'churn@3'``.
-        features: the model's feature names, which the input struct is built from.
+        ref: the resolved reference, e.g. ``'churn@3'``.
+        features: the model's feature names, in signature order.
+        arguments: how the function is called: ``"struct"`` as
+            ``function('churn@3', <struct of the features>)`` (engines whose functions
+            take any arguments), ``"features"`` as ``function(<feature>, ...)``, one
+            argument per feature in signature order (a function bound to that version,
+            for engines whose functions have exact signatures).
     """
 
     function: str
     ref: str
     features: tuple[str, ...]
+    arguments: Literal["struct", "features"] = "struct"
 
 
 #: Resolves a model reference as written (``'churn'``, ``'churn@production'``) for a kind of call.
@@ -351,7 +358,8 @@ def rewrite_query(
     """Rewrite a query's sqlml function calls into what the engine runs.
 
     Each ``predict('m', ...)`` becomes ``<function>('<ref>', <struct>)`` with the
-    :class:`Binding` that ``bind`` returns for it: the struct holds exactly the model's
+    :class:`Binding` that ``bind`` returns for it (or ``<function>(<feature>, ...)`` when
+    the binding's ``arguments`` is ``"features"``): the struct holds exactly the model's
     features, each taken by name:
 
     - ``predict('m', *)``: from the columns in scope (unqualified; extra columns ignored);
@@ -497,10 +505,11 @@ def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
         fields.append(
             exp.PropertyEQ(this=exp.to_identifier(feature, quoted=True), expression=value)
         )
-    return exp.Anonymous(
-        this=exp.to_identifier(binding.function),
-        expressions=[exp.Literal.string(binding.ref), exp.Struct(expressions=fields)],
-    )
+    if binding.arguments == "features":
+        arguments = [field.expression for field in fields]
+    else:
+        arguments = [exp.Literal.string(binding.ref), exp.Struct(expressions=fields)]
+    return exp.Anonymous(this=exp.to_identifier(binding.function), expressions=arguments)
 
 
 def _relations_in_scope(node: exp.Expr) -> set[str]:

@@ -1,0 +1,336 @@
+"""DataFusion, through its Python API. The only module that imports datafusion.
+
+DataFusion's Python scalar functions have exact signatures (no "any" argument, no
+varargs), so there is no untyped ``predict``. Instead the session binds one function per
+model version (:meth:`DataFusionEngine.version_function`): its arguments are the model's
+features in signature order, each typed by the feature's kind, and the front end rewrites
+``predict('churn', *)`` into ``__sqlml_predict_churn_3_<sha>("age", "plan", ...)``.
+DataFusion's own implicit casts then carry compatible columns to those types (integers
+and decimals to float64, ``Utf8View``/``LargeUtf8``/dictionaries to ``Utf8``, timestamps
+of any unit and dates to nanosecond timestamps); a column it cannot cast (text for a
+number, a timestamp for a date) is reported as :class:`~sqlml.errors.FeatureTypeMismatch`
+naming the feature. DataFusion casts anything to text, so a number given for a text
+feature is not refused as it is on DuckDB: it becomes a category the model never saw.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import datafusion
+import pyarrow as pa
+
+from sqlml.engines.base import Engine, ModelLoader
+from sqlml.errors import ConfigError, FeatureTypeMismatch, QueryError, SqlmlError
+from sqlml.udfs import preprocess
+
+if TYPE_CHECKING:
+    from sqlml.catalog import Feature, ModelVersion
+    from sqlml.udfs.predict import LoadedModel
+
+BATCH_SIZE = 65_536
+"""Rows per batch (DataFusion's default is 8192). A prediction function is called once
+per batch, and larger batches amortise the per-call cost of building the model's input
+matrix: see ``bench/bench_predict.py`` for the measured effect."""
+
+_PROBA_TYPE = pa.map_(pa.string(), pa.float64())
+
+#: The feature kinds a type DataFusion reports (by the name before any parenthesis) can feed.
+_KINDS_OF_TYPE: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        [f"{sign}Int{bits}" for sign in ("", "U") for bits in (8, 16, 32, 64)]
+        + [f"Float{bits}" for bits in (16, 32, 64)]
+        + [f"Decimal{bits}" for bits in (32, 64, 128, 256)],
+        (preprocess.NUMERIC,),
+    ),
+    "Boolean": (preprocess.BOOL,),
+    **dict.fromkeys(["Utf8", "LargeUtf8", "Utf8View", "Dictionary"], (preprocess.CATEGORY,)),
+    **dict.fromkeys(["Date32", "Date64"], (preprocess.DATE, preprocess.TIMESTAMP)),
+    "Timestamp": (preprocess.TIMESTAMP,),
+    "Null": preprocess.KINDS,
+}
+
+#: Arrow's names for DataFusion's names of common types, for error messages.
+_ARROW_NAMES = {
+    "Utf8": "string",
+    "LargeUtf8": "large_string",
+    "Utf8View": "string_view",
+    "Boolean": "bool",
+    "Float64": "double",
+    "Float32": "float",
+    "Date32": "date32[day]",
+}
+
+
+def argument_type(feature: Feature) -> pa.DataType:
+    """The type of a feature's argument in a bound function.
+
+    One type per kind, so that DataFusion's implicit casts accept every column type of
+    that kind: float64 for numbers (the model is fed float64 anyway), ``Utf8`` for
+    categories, date32 for dates, nanosecond timestamps (with the feature's time zone)
+    for timestamps.
+    """
+    declared = feature.arrow_type
+    kind = preprocess.kind_of(declared)
+    if kind == preprocess.NUMERIC:
+        return pa.float64()
+    if kind == preprocess.BOOL:
+        return pa.bool_()
+    if kind == preprocess.CATEGORY:
+        return pa.string()
+    if kind == preprocess.DATE:
+        return pa.date32()
+    if kind == preprocess.TIMESTAMP:
+        return pa.timestamp("ns", tz=declared.tz)
+    raise QueryError("datafusion", f"feature {feature.name!r} has unsupported type {declared}")
+
+
+class _Bound:
+    """A function registered for one model version."""
+
+    __slots__ = ("features", "ref")
+
+    def __init__(self, ref: str, features: tuple[Feature, ...]) -> None:
+        self.ref = ref
+        self.features = features
+
+
+class DataFusionEngine(Engine):
+    """DataFusion through its Python API; one ``SessionContext`` per engine object.
+
+    Data lives in memory (registered Arrow data, ``CREATE TABLE``) or in files that
+    queries read (``CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION '...'``,
+    :meth:`register_file`); DataFusion has no database file.
+
+    Args:
+        batch_size: rows per batch, and so the most rows a prediction function gets
+            per call.
+    """
+
+    name: ClassVar[str] = "datafusion"
+    SQLGLOT_DIALECT: ClassVar[str] = "datafusion"
+    SUPPORTS_PYTHON_TABLE_FUNCTIONS: ClassVar[bool] = True
+    """DataFusion registers Python table functions, but they receive only literals and
+    must not call back into the session (DataFusion panics: a runtime within a runtime), so
+    evaluate() and feature_importance() are still computed by the session and registered."""
+    EXACT_FUNCTION_SIGNATURES: ClassVar[bool] = True
+    """Python functions take exactly the declared argument types: the session binds a
+    function per model version."""
+    HAS_NATIVE_PREDICT: ClassVar[bool] = False
+    """Without untyped functions there is no native ``predict('m', t)``: predict goes
+    through the front end."""
+
+    def __init__(self, *, batch_size: int = BATCH_SIZE) -> None:
+        config = (
+            datafusion.SessionConfig()
+            .with_batch_size(batch_size)
+            .with_information_schema(True)  # SHOW TABLES, DESCRIBE t, information_schema
+        )
+        self.ctx = datafusion.SessionContext(config)
+        self.batch_size = batch_size
+        self._loader: ModelLoader | None = None
+        self._bound: dict[str, _Bound] = {}
+        self._lock = threading.Lock()
+        self._failure: SqlmlError | None = None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        with self._lock:
+            self._failure = None
+        try:
+            if params:
+                values = {str(i): value for i, value in enumerate(params, start=1)}
+                frame = self.ctx.sql(sql, param_values=values)
+            else:
+                frame = self.ctx.sql(sql)
+            return frame.to_arrow_table()
+        except Exception as exc:  # datafusion raises Exception and ValueError, unexported
+            with self._lock:
+                cause = self._failure
+            if cause is not None:
+                raise cause from exc
+            message = str(exc)
+            mismatch = self._type_mismatch(message)
+            if mismatch is not None:
+                raise mismatch from exc
+            raise QueryError(self.name, message, sql) from exc
+
+    def register(self, name: str, data: object) -> None:
+        table = _to_arrow(data)
+        self._replace(name)
+        batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+        try:
+            self.ctx.register_record_batches(name, [batches])
+        except Exception as exc:
+            raise QueryError(self.name, f"cannot register {name!r}: {exc}") from exc
+
+    def register_file(
+        self, name: str, path: str | os.PathLike[str], format: Literal["parquet", "csv"]
+    ) -> None:
+        self._replace(name)
+        try:
+            if format == "parquet":
+                self.ctx.register_parquet(name, os.fspath(path))
+            else:
+                self.ctx.register_csv(name, os.fspath(path))
+        except Exception as exc:
+            raise QueryError(self.name, f"cannot read {format} {path}: {exc}") from exc
+
+    def unregister(self, name: str) -> None:
+        self.ctx.deregister_table(name)
+
+    def register_stream(
+        self, schema: str, table: str, data: pa.RecordBatchReader | pa.Table
+    ) -> None:
+        # The stream is read into memory: DataFusion scans a registered table per
+        # partition and may plan it more than once.
+        if schema in ("public", "information_schema"):
+            raise QueryError(
+                self.name,
+                f"cannot attach a source as {schema!r}: DataFusion has a schema of that name; "
+                "choose another alias",
+            )
+        try:
+            self.ctx.sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except Exception as exc:
+            raise QueryError(self.name, f"cannot create schema {schema}: {exc}") from exc
+        self.register(f"{schema}.{table}", data)
+
+    def unregister_stream(self, schema: str, table: str) -> None:
+        self.ctx.deregister_table(f"{schema}.{table}")
+
+    def _replace(self, name: str) -> None:
+        """Registering a name again replaces the relation, as in DuckDB."""
+        if self.ctx.table_exist(name):
+            self.ctx.deregister_table(name)
+
+    def install(self, loader: ModelLoader) -> None:
+        """Keep ``loader``; DataFusion has no untyped native ``predict`` to install (see
+        :attr:`HAS_NATIVE_PREDICT`)."""
+        self._loader = loader
+
+    def predict_function(self, output_type: pa.DataType, proba: bool = False) -> str:
+        raise NotImplementedError(
+            "DataFusion's functions have exact signatures; bind one per model version "
+            "with version_function()"
+        )
+
+    def version_function(
+        self, version: ModelVersion, model: LoadedModel, proba: bool = False
+    ) -> str:
+        kind = "predict_proba" if proba else "predict"
+        # Lower case: DataFusion folds unquoted names. The SHA-256 tells apart a model
+        # dropped and trained again under the same name and version number.
+        name = f"__sqlml_{kind}_{version.model}_{version.version}_{version.sha256[:12]}".lower()
+        if name in self._bound:
+            return name
+        features = model.features
+        names = [feature.name for feature in features]
+        return_type = _PROBA_TYPE if proba else model.output_type
+
+        def predict(*columns: pa.Array) -> pa.Array:
+            try:
+                batch = pa.RecordBatch.from_arrays(list(columns), names=names)
+                return model.predict_proba(batch) if proba else model.predict(batch)
+            except SqlmlError as exc:
+                with self._lock:
+                    self._failure = exc
+                raise
+
+        function = datafusion.udf(
+            predict,
+            [argument_type(feature) for feature in features],
+            return_type,
+            "immutable",  # a version's predictions depend only on its inputs
+            name=name,
+        )
+        self.ctx.register_udf(function)
+        self._bound[name] = _Bound(version.ref, features)
+        return name
+
+    def missing_column(self, error: QueryError) -> str | None:
+        # DataFusion says: Schema error: No field named x3. / No field named t."X3".
+        _, sep, rest = error.message.partition("No field named ")
+        if not sep:
+            return None
+        name = rest.split("\n", 1)[0].removesuffix(".").split(". ", 1)[0]
+        return name.rsplit(".", 1)[-1].strip('"') or None
+
+    def _type_mismatch(self, message: str) -> FeatureTypeMismatch | None:
+        """The feature a "Failed to coerce arguments" planning error is about, if it is
+        about a bound function: the first argument whose type is not of its kind."""
+        marker = "No function matches the given name and argument types '"
+        _, sep, rest = message.partition(marker)
+        if not sep:
+            return None
+        call = rest.split("'", 1)[0]
+        function, _, arguments = call.partition("(")
+        bound = self._bound.get(function)
+        if bound is None:
+            return None
+        actual = _split_types(arguments.removesuffix(")"))
+        for feature, type_name in zip(bound.features, actual, strict=False):
+            kind = preprocess.kind_of(feature.arrow_type)
+            if kind not in _KINDS_OF_TYPE.get(type_name.split("(", 1)[0], ()):
+                shown = _ARROW_NAMES.get(type_name, type_name)
+                return FeatureTypeMismatch(bound.ref, feature.name, feature.type, shown)
+        return None
+
+    def close(self) -> None:
+        for name in self._bound:
+            self.ctx.deregister_udf(name)
+        self._bound.clear()
+
+
+def _split_types(text: str) -> list[str]:
+    """Split ``Float64, Struct("a": Int64, "b": Utf8), Utf8`` at its top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([<":
+            depth += 1
+        elif char in ")]>":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
+
+
+def _to_arrow(data: object) -> pa.Table:
+    """A pyarrow Table from a Table, RecordBatch, RecordBatchReader, or a pandas or polars
+    DataFrame (or anything else exporting an Arrow stream)."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    module = type(data).__module__.split(".", 1)[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise QueryError(
+        "datafusion",
+        f"cannot register a {type(data).__name__}: expected a pyarrow Table or "
+        "RecordBatchReader, or a pandas or polars DataFrame",
+    )
+
+
+def open_engine(database: str | None = None) -> DataFusionEngine:
+    """Open a DataFusion engine; ``database`` must be None (or ``:memory:``).
+
+    Raises:
+        ConfigError: a database file was given; DataFusion has none.
+    """
+    if database not in (None, "", ":memory:"):
+        raise ConfigError(
+            "database",
+            f"the datafusion engine has no database file (got {database!r}); register "
+            "data (Session.register, Session.read_parquet, Session.read_csv) or use "
+            "CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION '...' instead",
+        )
+    return DataFusionEngine()
