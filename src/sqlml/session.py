@@ -263,7 +263,10 @@ class Session:
         if self.engine.EXACT_FUNCTION_SIGNATURES:
             function = self.engine.version_function(version, model, proba=proba)
             names = tuple(feature.name for feature in model.features)
-            return frontend.Binding(function, version.ref, names, arguments="features")
+            probes = self.engine.type_probes(model)
+            return frontend.Binding(
+                function, version.ref, names, arguments="features", type_probes=probes
+            )
         function = self.engine.predict_function(model.output_type, proba=proba)
         return frontend.Binding(function, version.ref, version.feature_names)
 

@@ -40,12 +40,6 @@ def session(engine: str, catalog_uri: str) -> Iterator[Session]:
         yield opened
 
 
-def xfail_on(request: pytest.FixtureRequest, engine: str, reason: str) -> None:
-    """Mark the running test as a known gap (a strict xfail) of ``engine``."""
-    if request.getfixturevalue("engine") == engine:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 def customers(rows: int = 2000, seed: int = 1) -> pa.Table:
     """Numeric, string, boolean and date features with NULLs; a string target."""
     rng = np.random.default_rng(seed)

@@ -85,6 +85,11 @@ class Engine(abc.ABC):
         class probabilities)."""
         raise NotImplementedError(f"{self.name} binds functions by output type")
 
+    def type_probes(self, model: LoadedModel) -> tuple[str, ...]:
+        """Features whose actual column types a bound function must also be given
+        (see :attr:`sqlml.sql.Binding.type_probes`); none by default."""
+        return ()
+
     def missing_column(self, error: QueryError) -> str | None:
         """The column an error says was not found, if it says so."""
         return None

@@ -9,8 +9,9 @@ DataFusion's own implicit casts then carry compatible columns to those types (in
 and decimals to float64, ``Utf8View``/``LargeUtf8``/dictionaries to ``Utf8``, timestamps
 of any unit and dates to nanosecond timestamps); a column it cannot cast (text for a
 number, a timestamp for a date) is reported as :class:`~sqlml.errors.FeatureTypeMismatch`
-naming the feature. DataFusion casts anything to text, so a number given for a text
-feature is not refused as it is on DuckDB: it becomes a category the model never saw.
+naming the feature. DataFusion casts anything to text, so each text feature's actual
+column type is passed along too (``arrow_typeof(column)``, see :meth:`type_probes`) and a
+number given for a text feature is refused as it is on DuckDB.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ _KINDS_OF_TYPE: dict[str, tuple[str, ...]] = {
 
 #: Arrow's names for DataFusion's names of common types, for error messages.
 _ARROW_NAMES = {
+    **{
+        f"{sign}Int{bits}": f"{sign.lower()}int{bits}"
+        for sign in ("", "U")
+        for bits in (8, 16, 32, 64)
+    },
     "Utf8": "string",
     "LargeUtf8": "large_string",
     "Utf8View": "string_view",
@@ -228,11 +234,14 @@ class DataFusionEngine(Engine):
             return name
         features = model.features
         names = [feature.name for feature in features]
+        probed = [f for f in features if f.name in self.type_probes(model)]
         return_type = _PROBA_TYPE if proba else model.output_type
 
         def predict(*columns: pa.Array) -> pa.Array:
             try:
-                batch = pa.RecordBatch.from_arrays(list(columns), names=names)
+                for feature, types in zip(probed, columns[len(names) :], strict=True):
+                    _check_text(version.ref, feature, types)
+                batch = pa.RecordBatch.from_arrays(list(columns[: len(names)]), names=names)
                 return model.predict_proba(batch) if proba else model.predict(batch)
             except SqlmlError as exc:
                 with self._lock:
@@ -241,7 +250,7 @@ class DataFusionEngine(Engine):
 
         function = datafusion.udf(
             predict,
-            [argument_type(feature) for feature in features],
+            [argument_type(feature) for feature in features] + [pa.string()] * len(probed),
             return_type,
             "immutable",  # a version's predictions depend only on its inputs
             name=name,
@@ -249,6 +258,15 @@ class DataFusionEngine(Engine):
         self.ctx.register_udf(function)
         self._bound[name] = _Bound(version.ref, features)
         return name
+
+    def type_probes(self, model: LoadedModel) -> tuple[str, ...]:
+        # DataFusion casts any column to Utf8 for a text argument: the function checks
+        # each text feature's real type itself.
+        return tuple(
+            f.name
+            for f in model.features
+            if preprocess.kind_of(f.arrow_type) == preprocess.CATEGORY
+        )
 
     def missing_column(self, error: QueryError) -> str | None:
         # DataFusion says: Schema error: No field named x3. / No field named t."X3".
@@ -282,6 +300,16 @@ class DataFusionEngine(Engine):
         for name in self._bound:
             self.ctx.deregister_udf(name)
         self._bound.clear()
+
+
+def _check_text(ref: str, feature: Feature, types: pa.Array) -> None:
+    """Refuse a non-text column given for a text feature (``types`` is its arrow_typeof)."""
+    if len(types) == 0:
+        return
+    type_name = str(types[0])
+    if preprocess.CATEGORY not in _KINDS_OF_TYPE.get(type_name.split("(", 1)[0], ()):
+        shown = _ARROW_NAMES.get(type_name, type_name)
+        raise FeatureTypeMismatch(ref, feature.name, feature.type, shown)
 
 
 def _split_types(text: str) -> list[str]:

@@ -136,12 +136,16 @@ class Binding:
             take any arguments), ``"features"`` as ``function(<feature>, ...)``, one
             argument per feature in signature order (a function bound to that version,
             for engines whose functions have exact signatures).
+        type_probes: with ``"features"``, features whose column type the function is
+            also given, as ``arrow_typeof(<column>)`` arguments after the features, so it
+            can refuse a column the engine would silently cast.
     """
 
     function: str
     ref: str
     features: tuple[str, ...]
     arguments: Literal["struct", "features"] = "struct"
+    type_probes: tuple[str, ...] = ()
 
 
 #: Resolves a model reference as written (``'churn'``, ``'churn@production'``) for a kind of call.
@@ -507,6 +511,12 @@ def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
         )
     if binding.arguments == "features":
         arguments = [field.expression for field in fields]
+        probes = {name.casefold() for name in binding.type_probes}
+        arguments += [
+            exp.Anonymous(this="arrow_typeof", expressions=[field.expression.copy()])
+            for field in fields
+            if field.name.casefold() in probes
+        ]
     else:
         arguments = [exp.Literal.string(binding.ref), exp.Struct(expressions=fields)]
     return exp.Anonymous(this=exp.to_identifier(binding.function), expressions=arguments)
