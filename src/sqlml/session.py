@@ -15,11 +15,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from sqlml._closing import Closing
 from sqlml.catalog import Catalog, ModelVersion, open_catalog
 from sqlml.config import load_settings
 from sqlml.engines import Engine, get_engine
@@ -108,7 +108,7 @@ def connect(
         raise
 
 
-class Session:
+class Session(Closing):
     """SQL in, Arrow out: sqlml's statements and the engine's, through one front end.
 
     Args:
@@ -187,17 +187,6 @@ class Session:
         self.engine.close()
         if self._owns_catalog:
             self.catalog.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- statements -------------------------------------------------------------------------
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
-from types import TracebackType
 from typing import TYPE_CHECKING
 
+from sqlml._closing import Closing
 from sqlml.catalog.entities import Alias, Model, ModelRef, ModelVersion, VersionSpec
 from sqlml.errors import SchemaOutOfDate
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from sqlml.migrations import Migration, MigrationStatus
 
 
-class Catalog(abc.ABC):
+class Catalog(Closing, abc.ABC):
     """A store of models, their versions, artifacts and aliases.
 
     Stores are opened with :func:`sqlml.catalog.open_catalog`. Every operation is atomic:
@@ -147,14 +147,3 @@ class Catalog(abc.ABC):
         if parsed.alias is not None:
             return self.get_alias(parsed.name, parsed.alias)
         return self.get_version(parsed.name, parsed.version)
-
-    def __enter__(self) -> Catalog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

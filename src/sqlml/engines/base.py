@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from sqlml._closing import Closing
 
 if TYPE_CHECKING:
     import os
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 ModelLoader = Callable[[str], "LoadedModel"]
 
 
-class Engine(abc.ABC):
+class Engine(Closing, abc.ABC):
     """Runs SQL over Arrow data and calls sqlml's functions from it.
 
     Engines declare what they can do with class-level flags rather than being told apart
@@ -117,14 +118,3 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the engine's connection."""
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
