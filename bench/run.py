@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["bench_predict", "bench_catalog", "bench_adbc"]
+BENCHMARKS = ["bench_predict", "bench_cheap", "bench_catalog", "bench_adbc"]
 
 
 def main() -> int:
