@@ -97,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--rows", type=int, default=100_000, help="customers to generate (default 100000)"
     )
     demo.set_defaults(run=cmd_demo)
+
+    serve = commands.add_parser(
+        "serve", parents=common, help="serve SQL over Arrow Flight SQL (for BI tools)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=31337, help="port (default 31337)")
+    serve.add_argument("--init", metavar="FILE", help="SQL file run in each new client session")
+    serve.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        action="append",
+        default=[],
+        help="accept this user (repeatable; env SQLML_AUTH as user:pass,user:pass); "
+        "without it only a loopback host is allowed",
+    )
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -169,6 +185,18 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sqlml.demo import run_demo
 
     return run_demo(settings, rows=args.rows)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.server import serve
+
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        init_file=args.init,
+        auth=args.auth,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,96 @@
+"""A real ``sqlml serve`` process per test module, and ADBC connections to it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+adbc = pytest.importorskip("adbc_driver_flightsql.dbapi")
+
+USER, PASSWORD = "u", "p"
+
+
+@dataclass
+class Server:
+    uri: str
+    port: int
+    catalog: str
+    process: subprocess.Popen[str]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(tmp: Path, *args: str) -> Server:
+    catalog = f"sqlite:///{tmp / 'catalog.db'}"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")}
+    command = [sys.executable, "-m", "sqlml.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--catalog", catalog, *args],
+        cwd=tmp,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        match = re.search(r"listening on (grpc://\S+)", line)
+        if match:
+            return Server(match.group(1), port, catalog, process)
+    process.kill()
+    raise RuntimeError(f"sqlml serve did not start: {process.stderr.read()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    server.process.wait(timeout=30)
+    assert server.process.stderr is not None
+    server.process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("server"), "--auth", f"{USER}:{PASSWORD}")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def connect(server: Server) -> Iterator[Callable[..., Any]]:
+    opened: list[Any] = []
+
+    def open_(username: str = USER, password: str = PASSWORD) -> Any:
+        con = adbc.connect(
+            server.uri, db_kwargs={"username": username, "password": password}, autocommit=True
+        )
+        opened.append(con)
+        return con
+
+    yield open_
+    for con in opened:
+        con.close()
+
+
+def query(con: Any, sql: str, params: Any = None) -> Any:
+    with con.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetch_arrow_table()
