@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable
 
 import psycopg
+import timing
 
 import sqlml
 from sqlml.pgsource import connect
@@ -42,12 +42,7 @@ COLUMNS = (
 
 
 def best_of(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+    return timing.best_of(fn, repeat)
 
 
 def engine_read(uri: str, engine: str) -> float | None:

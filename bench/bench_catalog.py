@@ -9,6 +9,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import timing
+
 from sqlml.catalog import Feature, VersionSpec, open_catalog
 
 ARTIFACT_MB = 20
@@ -16,12 +18,7 @@ REPEAT = 20
 
 
 def best_of(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+    return timing.best_of(fn, repeat)
 
 
 def main() -> None:

@@ -18,13 +18,15 @@ from .catalog.conftest import make_spec
 
 
 def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``sqlml ARGS`` as a real process, without the caller's SQLML_* settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")}
     return subprocess.run(
         [sys.executable, "-m", "sqlml.cli", *args],
         cwd=cwd,
         env={**base, **(env or {})},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,

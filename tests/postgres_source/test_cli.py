@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlml.config import Settings, load_settings
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")}
-    return subprocess.run(
-        [sys.executable, "-m", "sqlml.cli", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.test_cli import run
 
 
 def test_sql_with_the_postgres_flag_trains_and_predicts(pg_uri: str, tmp_path: Path) -> None:
