@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 import zipfile
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -83,13 +84,9 @@ def main() -> None:
 
         session.sql("SELECT predict('m', *) FROM t LIMIT 1")  # warm up: load the model
         query = "SELECT predict('m', *) AS p FROM t"
-        # Alternate the two, so drift on a shared machine hits both alike; keep the best.
-        sql_predict = lgb_predict = float("inf")
-        for _ in range(REPEAT):
-            seconds, result = best(lambda: session.sql(query), repeat=1)
-            sql_predict = min(sql_predict, seconds)
-            seconds, expected = best(lambda: booster.predict(x), repeat=1)
-            lgb_predict = min(lgb_predict, seconds)
+        sql_predict, lgb_predict, result, expected = alternate(
+            lambda: session.sql(query), lambda: booster.predict(x)
+        )
         got = result["p"].to_numpy()  # type: ignore[index]
         # DuckDB keeps the scan's row order (preserve_insertion_order), so rows line up.
         identical = np.array_equal(got, expected)  # type: ignore[arg-type]
@@ -123,6 +120,18 @@ def main() -> None:
     )
 
 
+def alternate(sql: Any, baseline: Any) -> tuple[float, float, Any, Any]:
+    """Best seconds of ``sql()`` and of ``baseline()``, run in turns so that drift on a
+    shared machine hits both alike, with the last result of each."""
+    sql_best = baseline_best = float("inf")
+    for _ in range(REPEAT):
+        seconds, result = best(sql, repeat=1)
+        sql_best = min(sql_best, seconds)
+        seconds, expected = best(baseline, repeat=1)
+        baseline_best = min(baseline_best, seconds)
+    return sql_best, baseline_best, result, expected
+
+
 def datafusion_predict(
     table: pa.Table, catalog: Catalog, batch_size: int, booster: lgb.Booster, x: np.ndarray
 ) -> tuple[float, float, bool]:
@@ -132,12 +141,9 @@ def datafusion_predict(
         session.register("t", table.append_column("row", pa.array(np.arange(ROWS))))
         session.sql("SELECT predict('m', *) FROM t LIMIT 1")  # warm up: bind the model
         query = "SELECT row, predict('m', *) AS p FROM t"
-        sql_predict = lgb_predict = float("inf")
-        for _ in range(REPEAT):
-            seconds, result = best(lambda: session.sql(query), repeat=1)
-            sql_predict = min(sql_predict, seconds)
-            seconds, expected = best(lambda: booster.predict(x), repeat=1)
-            lgb_predict = min(lgb_predict, seconds)
+        sql_predict, lgb_predict, result, expected = alternate(
+            lambda: session.sql(query), lambda: booster.predict(x)
+        )
     # DataFusion may return rows out of scan order: put them back by row number.
     order = np.argsort(result["row"].to_numpy())  # type: ignore[index]
     got = result["p"].to_numpy()[order]  # type: ignore[index]
