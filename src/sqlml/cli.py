@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept this user (repeatable; env SQLML_AUTH as user:pass,user:pass); "
         "without it only a loopback host is allowed",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus metrics on http://127.0.0.1:N/metrics",
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve grpc+tls")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -196,6 +204,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         init_file=args.init,
         auth=args.auth,
+        metrics_port=args.metrics_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 

@@ -53,7 +53,7 @@ def start_server(tmp: Path, *args: str) -> Server:
         line = process.stderr.readline()
         if not line:
             break
-        match = re.search(r"listening on (grpc://\S+)", line)
+        match = re.search(r"listening on (grpc(?:\+tls)?://\S+)", line)
         if match:
             return Server(match.group(1), port, catalog, process)
     process.kill()

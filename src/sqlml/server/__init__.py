@@ -48,6 +48,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def read_tls(cert: str | None, key: str | None) -> list[tuple[bytes, bytes]]:
+    """The ``[(cert_pem, key_pem)]`` of ``--tls-cert``/``--tls-key``; empty without them.
+
+    >>> read_tls(None, None)
+    []
+    >>> read_tls("cert.pem", None)
+    Traceback (most recent call last):
+    ...
+    sqlml.errors.ConfigError: --tls-key: --tls-cert and --tls-key must be given together
+    """
+    if cert is None and key is None:
+        return []
+    if cert is None or key is None:
+        flag = "--tls-cert" if cert is None else "--tls-key"
+        raise ConfigError(flag, "--tls-cert and --tls-key must be given together")
+    pems = []
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            pems.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise ConfigError(flag, f"cannot read {path}: {exc}") from exc
+    return [(pems[0], pems[1])]
+
+
 def serve(
     settings: Settings,
     *,
@@ -55,9 +79,13 @@ def serve(
     port: int = 31337,
     init_file: str | None = None,
     auth: Sequence[str] = (),
+    metrics_port: int | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> int:
     """Run the Flight SQL server until SIGTERM or Ctrl-C; returns the exit status."""
     from sqlml.server.flight import ServerOptions, SqlmlFlightServer
+    from sqlml.server.metrics import Metrics
 
     users = parse_users(auth, os.environ.get("SQLML_AUTH"))
     if not users and not is_loopback(host):
@@ -70,11 +98,22 @@ def serve(
             init_sql = Path(init_file).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError("--init", f"cannot read {init_file}: {exc}") from exc
+    tls = read_tls(tls_cert, tls_key)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = ServerOptions(settings.engine, settings.catalog, settings.database, init_sql)
     bind = f"[{host}]" if ":" in host else host
-    server = SqlmlFlightServer(f"grpc://{bind}:{port}", options, users)
+    scheme = "grpc+tls" if tls else "grpc"
+    metrics = Metrics() if metrics_port is not None else None
+    server = SqlmlFlightServer(
+        f"{scheme}://{bind}:{port}", options, users, tls_certificates=tls, metrics=metrics
+    )
+    if metrics is not None and metrics_port is not None:
+        try:
+            metrics.serve(metrics_port)
+        except OSError as exc:
+            server.shutdown()
+            raise ConfigError("--metrics-port", f"cannot listen on {metrics_port}: {exc}") from exc
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -82,9 +121,11 @@ def serve(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     print(
-        f"sqlml serve: listening on grpc://{bind}:{server.port} "
+        f"sqlml serve: listening on {scheme}://{bind}:{server.port} "
         f"(engine {settings.engine}, "
-        f"auth {'on' if users else 'off'})",
+        f"auth {'on' if users else 'off'}"
+        + (f", metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics else "")
+        + ")",
         file=sys.stderr,
         flush=True,
     )

@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +37,9 @@ from google.protobuf.message import Message
 from sqlml import __version__
 from sqlml.errors import ModelNotFound, SourceTableNotFound, SqlmlError
 from sqlml.server import protocol as pb
+from sqlml.server.metrics import Metrics
 from sqlml.session import Session, connect
+from sqlml.sql import frontend
 
 log = logging.getLogger("sqlml.server")
 
@@ -114,9 +116,12 @@ class _Handshake(flight.ServerAuthHandler):  # type: ignore[misc]
 
 
 class _CallMiddleware(flight.ServerMiddleware):  # type: ignore[misc]
-    def __init__(self, client: str | None, issued: str | None = None) -> None:
+    def __init__(
+        self, client: str | None, issued: str | None = None, user: str | None = None
+    ) -> None:
         self.client = client
         self.issued = issued
+        self.user = user
 
     def sending_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.issued}"} if self.issued else {}
@@ -146,14 +151,14 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             with self._lock:
                 self.tokens[token] = user
             log.info("authenticated user %s", user)
-            return _CallMiddleware(token, issued=token)
+            return _CallMiddleware(token, issued=token, user=user)
         if scheme.lower() == "bearer":
             token = credentials.strip()
             with self._lock:
-                known = token in self.tokens
-            if not known:
+                known = self.tokens.get(token)
+            if known is None:
                 raise flight.FlightUnauthenticatedError("invalid or expired token")
-            return _CallMiddleware(token)
+            return _CallMiddleware(token, user=known)
         raise flight.FlightUnauthenticatedError("authentication required (user and password)")
 
     def _check_basic(self, credentials: str) -> str:
@@ -225,6 +230,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         options: how client sessions are opened.
         users: user -> password; empty for no authentication.
         tls_certificates: ``[(cert_pem, key_pem)]`` to serve TLS.
+        metrics: where to record Prometheus metrics; ``None`` for none.
     """
 
     def __init__(
@@ -233,8 +239,10 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         options: ServerOptions,
         users: Mapping[str, str] | None = None,
         tls_certificates: Sequence[tuple[bytes, bytes]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.options = options
+        self.metrics = metrics
         self.auth = AuthMiddlewareFactory(users or {})
         self._clients: dict[str, _Client] = {}
         self._results: dict[bytes, _Result] = {}
@@ -266,6 +274,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 client = existing
             else:
                 log.info("opened session for %s", key[:12])
+                self._count_sessions()
         client.last_used = time.monotonic()
         return key, client
 
@@ -279,24 +288,57 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 raise
         return session
 
+    def _count_sessions(self) -> None:
+        if self.metrics is not None:
+            with self._lock:
+                count = len(self._clients)
+            self.metrics.sessions.set(count)
+
     def _run(
-        self, context: Any, query: str, params: list[list[Any]] | None = None
+        self, context: Any, query: str, params: list[list[Any]] | None = None, kind: str = "query"
     ) -> tuple[str, pa.Table]:
-        key, client = self._client(context)
-        started = time.perf_counter()
-        with client.lock:
-            if not params:
-                table = client.session.sql(query)
-            else:
-                tables = [client.session.sql(query, row) for row in params]
-                table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        log.info(
-            "query rows=%d seconds=%.3f sql=%r",
-            table.num_rows,
-            time.perf_counter() - started,
-            " ".join(query.split())[:200],
-        )
+        with self._observe(context, kind, query) as done:
+            key, client = self._client(context)
+            with client.lock:
+                if not params:
+                    table = client.session.sql(query)
+                else:
+                    tables = [client.session.sql(query, row) for row in params]
+                    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+                models = _model_names(client.session, query) if self.metrics else []
+            done(table.num_rows, models)
         return key, table
+
+    @contextmanager
+    def _observe(
+        self, context: Any, kind: str, what: str
+    ) -> Iterator[Callable[[int, Sequence[str]], None]]:
+        """Time a call; log one line for it and record it in the metrics, ok or error."""
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"rows": 0, "models": ()}
+
+        def done(rows: int, models: Sequence[str] = ()) -> None:
+            outcome.update(rows=rows, models=models)
+
+        status = "error"
+        try:
+            yield done
+            status = "ok"
+        finally:
+            seconds = time.perf_counter() - started
+            middleware = context.get_middleware("auth")
+            user = getattr(middleware, "user", None) or "-"
+            log.info(
+                "query user=%s kind=%s status=%s rows=%d duration_ms=%.1f sql=%r",
+                user,
+                kind,
+                status,
+                outcome["rows"],
+                seconds * 1000,
+                " ".join(what.split())[:200],
+            )
+            if self.metrics is not None:
+                self.metrics.observe(kind, status, outcome["rows"], seconds, outcome["models"])
 
     def sweep(self, now: float | None = None) -> None:
         """Drop results never fetched and close sessions idle for too long."""
@@ -311,6 +353,8 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         for client in closing:
             with client.lock:
                 client.session.close()
+        if closing:
+            self._count_sessions()
 
     def close_sessions(self) -> None:
         """Close every client session (after shutdown)."""
@@ -319,6 +363,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             self._clients.clear()
         for client in clients:
             client.session.close()
+        self._count_sessions()
 
     # --- Flight RPCs ------------------------------------------------------------------------
 
@@ -353,7 +398,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         with _errors():
             command = _command(descriptor)
             if isinstance(command, pb.CommandStatementUpdate):
-                _, table = self._run(context, command.query)
+                _, table = self._run(context, command.query, kind="update")
                 writer.write(_update_result(table))
                 return
             if isinstance(
@@ -367,7 +412,9 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                     result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                     writer.write(pa.py_buffer(result.SerializeToString()))
                     return
-                _, table = self._run(context, prepared.query, params or prepared.params)
+                _, table = self._run(
+                    context, prepared.query, params or prepared.params, kind="prepared"
+                )
                 writer.write(_update_result(table))
                 return
             raise NotImplementedError(f"DoPut of {pb.name_of(command)} is not supported")
@@ -416,7 +463,13 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             return self._run(context, command.query)
         if isinstance(command, pb.CommandPreparedStatementQuery):
             prepared = self._prepared(context, command.prepared_statement_handle)
-            return self._run(context, prepared.query, prepared.params)
+            return self._run(context, prepared.query, prepared.params, kind="prepared")
+        with self._observe(context, "metadata", pb.name_of(command)) as done:
+            key, table = self._metadata_command(context, command)
+            done(table.num_rows, ())
+        return key, table
+
+    def _metadata_command(self, context: Any, command: Message) -> tuple[str, pa.Table]:
         if isinstance(command, pb.CommandGetSqlInfo):
             return self._client_key(context), sql_info_table(list(command.info))
         if isinstance(command, pb.CommandGetTableTypes):
@@ -450,6 +503,19 @@ def _errors() -> Iterator[None]:
     except Exception:
         log.exception("internal error")
         raise flight.FlightInternalError("internal server error; see the server log") from None
+
+
+def _model_names(session: Session, query: str) -> list[str]:
+    """The models ``query``'s statements call (predict and the like), each once."""
+    names: list[str] = []
+    try:
+        for text in frontend.split_statements(query):
+            statement = frontend.parse_statement(text, session.engine.SQLGLOT_DIALECT)
+            if isinstance(statement, frontend.QueryStatement):
+                names.extend(ref.name for ref in statement.model_refs)
+    except Exception:  # metrics must never fail a query that ran
+        return []
+    return list(dict.fromkeys(names))
 
 
 def _line(exc: BaseException) -> str:
