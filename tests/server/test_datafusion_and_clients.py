@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.test_cli import run
 
 from .conftest import PASSWORD, USER, Server, adbc, query, start_server, stop_server
 
@@ -66,12 +66,6 @@ def test_flightsql_dbapi_runs_predict(datafusion_server: Server) -> None:
 
 
 def test_refuses_public_host_without_auth(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sqlml.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("serve", "--host", "0.0.0.0", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     assert "without authentication" in result.stderr

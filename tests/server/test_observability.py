@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.conftest import PASSWORD, USER, Server, adbc, free_port, query, start_server
+from tests.test_cli import run
 
 parser = pytest.importorskip("prometheus_client.parser")
 
@@ -122,19 +122,11 @@ def test_one_log_line_per_query(tmp_path: Path) -> None:
 
 def test_tls_flags_must_come_together(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_text("x")
-    result = subprocess.run(
-        [*_serve_command(), "--tls-cert", str(tmp_path / "cert.pem")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run(
+        "serve", "--port", str(free_port()), "--tls-cert", str(tmp_path / "cert.pem"), cwd=tmp_path
     )
     assert result.returncode == 1
     assert "--tls-cert and --tls-key must be given together" in result.stderr
-
-
-def _serve_command() -> list[str]:
-    return [sys.executable, "-m", "sqlml.cli", "serve", "--port", str(free_port())]
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
