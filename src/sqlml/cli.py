@@ -89,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--output", metavar="FILE", help="write the result to FILE")
     sql.set_defaults(run=cmd_sql)
 
+    compile_ = commands.add_parser(
+        "compile",
+        parents=common,
+        help="print a model as one SQL expression that an engine evaluates natively",
+    )
+    compile_.add_argument("model", metavar="MODEL", help="name, name@version or name@alias")
+    compile_.add_argument(
+        "--dialect",
+        default="duckdb",
+        metavar="D",
+        help="SQL dialect: duckdb (default), postgres, datafusion or another sqlglot dialect",
+    )
+    compile_.add_argument(
+        "--proba",
+        action="store_true",
+        help="the class probabilities: the positive class's for a binary model, a select "
+        "list of one per class for a multiclass model",
+    )
+    compile_.add_argument(
+        "--save",
+        action="store_true",
+        help="also store it in the catalog (table model_compiled) under the model's "
+        "version, the dialect and predict/proba, for SQL-only tools such as dbt macros",
+    )
+    compile_.set_defaults(run=cmd_compile)
+
     shell = commands.add_parser("shell", parents=common, help="interactive SQL shell")
     shell.set_defaults(run=cmd_shell)
 
@@ -187,6 +213,32 @@ def _session(settings: Settings) -> Session:
             session.close()
             raise
     return session
+
+
+def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.catalog import CompiledKind
+    from sqlml.sql.compile import compile_model, get_dialect
+    from sqlml.udfs.predict import load_model
+
+    get_dialect(args.dialect)
+    kind: CompiledKind = "proba" if args.proba else "predict"
+    with open_catalog(settings.catalog) as catalog:
+        version = catalog.resolve(args.model)
+        model = load_model(catalog.load_artifact(version.model, version.version), version.ref)
+        text = compile_model(model, args.dialect, proba=args.proba)
+        saved = (
+            catalog.save_compiled(version.model, version.version, args.dialect, kind, text)
+            if args.save
+            else None
+        )
+    print(text)
+    if saved is not None:
+        print(
+            f"saved the {saved.kind} expression of model {saved.model} version "
+            f"{saved.version} for dialect {saved.dialect} in catalog {catalog.uri}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -66,6 +66,36 @@ class ModelNotFound(SqlmlError, LookupError):
         )
 
 
+class CompiledNotFound(ModelNotFound):
+    """The version exists but was not compiled (and saved) for that dialect and kind.
+
+    The message gives the ``sqlml compile ... --save`` command that stores it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        dialect: str,
+        kind: str,
+        available: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        saved = ", ".join(f"{d} {k}" for d, k in available) or "none"
+        proba = " --proba" if kind == "proba" else ""
+        SqlmlError.__init__(
+            self,
+            f"model {name!r} version {version} has no compiled {kind!r} expression for "
+            f"dialect {dialect!r} (saved for this version: {saved}); store it with "
+            f"`sqlml compile {name}@{version} --dialect {dialect}{proba} --save`",
+        )
+        self.name = name
+        self.version = version
+        self.dialect = dialect
+        self.kind = kind
+        self.available = ()
+        self.available_compiled = tuple(available)
+
+
 class VersionNotFound(ModelNotFound):
     """The model exists but has no such version."""
 
@@ -314,3 +344,24 @@ class SourceTableNotFound(SourceError, LookupError):
             f"table {alias}.{table} does not exist: schema {schema!r} has no table {table!r}; "
             f"its tables: {_listing(available)}",
         )
+
+
+class CompileNotSupported(SqlmlError):
+    """A model cannot be compiled to SQL (its algorithm, objective or a feature's type)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(
+            f"model {model!r} cannot be compiled to SQL: {reason}; call predict() instead"
+        )
+
+
+class UnknownDialect(SqlmlError, ValueError):
+    """A SQL dialect name is not one sqlglot (or sqlml) knows."""
+
+    def __init__(self, name: str, choices: Sequence[str], suggestion: str | None = None) -> None:
+        self.name = name
+        self.choices = tuple(choices)
+        hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        super().__init__(f"unknown SQL dialect {name!r}; {hint}choose one of {_listing(choices)}")

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from sqlml.catalog.base import Catalog
 from sqlml.catalog.entities import (
     Alias,
+    CompiledExpression,
+    CompiledKind,
     Feature,
     Model,
     ModelRef,
@@ -70,6 +72,8 @@ __all__ = [
     "SUPPORTED_SCHEMES",
     "Alias",
     "Catalog",
+    "CompiledExpression",
+    "CompiledKind",
     "Feature",
     "Model",
     "ModelRef",

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from sqlml.catalog.base import Catalog
 from sqlml.catalog.entities import (
     Alias,
+    CompiledExpression,
+    CompiledKind,
     Feature,
     Model,
     ModelVersion,
@@ -27,6 +29,7 @@ from sqlml.catalog.entities import (
 from sqlml.errors import (
     AliasNotFound,
     ArtifactCorrupted,
+    CompiledNotFound,
     ModelNotFound,
     VersionNotFound,
 )
@@ -185,6 +188,24 @@ class SqlCatalog(Catalog):
             self._require_model(conn, name)
             self._q(conn, "DELETE FROM models WHERE name = ?", (name,))
 
+    def save_compiled(
+        self, name: str, version: int, dialect: str, kind: CompiledKind, expression: str
+    ) -> CompiledExpression:
+        dialect = dialect.strip().lower()
+        now = dt.datetime.now(dt.UTC)
+        with self._transaction(write=True) as conn:
+            self._require_version(conn, name, version)
+            self._q(
+                conn,
+                "INSERT INTO model_compiled "
+                "(model, version, dialect, kind, expression, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (model, version, dialect, kind) DO UPDATE "
+                "SET expression = excluded.expression, created_at = excluded.created_at",
+                (name, version, dialect, kind, expression, self._encode_time(now)),
+            )
+        return CompiledExpression(name, version, dialect, kind, expression, now)
+
     # --- reading --------------------------------------------------------------------------
 
     def get_model(self, name: str) -> Model:
@@ -267,6 +288,33 @@ class SqlCatalog(Catalog):
         if actual != expected:
             raise ArtifactCorrupted(name, version, expected, actual)
         return data
+
+    def get_compiled(
+        self, name: str, version: int, dialect: str, kind: CompiledKind = "predict"
+    ) -> CompiledExpression:
+        dialect = dialect.strip().lower()
+        with self._transaction() as conn:
+            self._require_version(conn, name, version)
+            row = self._q(
+                conn,
+                "SELECT expression, created_at FROM model_compiled "
+                "WHERE model = ? AND version = ? AND dialect = ? AND kind = ?",
+                (name, version, dialect, kind),
+            ).fetchone()
+            if row is None:
+                saved = self._q(
+                    conn,
+                    "SELECT dialect, kind FROM model_compiled WHERE model = ? AND version = ? "
+                    "ORDER BY dialect, kind",
+                    (name, version),
+                ).fetchall()
+                raise CompiledNotFound(
+                    name, version, dialect, kind, [(str(d), str(k)) for d, k in saved]
+                )
+        expression, created_at = row
+        return CompiledExpression(
+            name, version, dialect, kind, str(expression), self._decode_time(created_at)
+        )
 
     # --- helpers --------------------------------------------------------------------------
 

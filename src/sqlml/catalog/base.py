@@ -6,7 +6,15 @@ import abc
 from typing import TYPE_CHECKING
 
 from sqlml._closing import Closing
-from sqlml.catalog.entities import Alias, Model, ModelRef, ModelVersion, VersionSpec
+from sqlml.catalog.entities import (
+    Alias,
+    CompiledExpression,
+    CompiledKind,
+    Model,
+    ModelRef,
+    ModelVersion,
+    VersionSpec,
+)
 from sqlml.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
@@ -87,6 +95,21 @@ class Catalog(Closing, abc.ABC):
     def delete_model(self, name: str) -> None:
         """Delete a model with all its versions, artifacts and aliases."""
 
+    @abc.abstractmethod
+    def save_compiled(
+        self, name: str, version: int, dialect: str, kind: CompiledKind, expression: str
+    ) -> CompiledExpression:
+        """Store a version compiled to SQL, replacing what was stored for the same key.
+
+        The key is (``name``, ``version``, ``dialect``, ``kind``); ``dialect`` is stored
+        in lower case. Deleting the version deletes its compiled expressions.
+
+        Raises:
+            ModelNotFound: no such model.
+            VersionNotFound: the model has no such version.
+            CatalogError: ``kind`` is not ``predict`` or ``proba``.
+        """
+
     # --- reading --------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -133,6 +156,19 @@ class Catalog(Closing, abc.ABC):
 
         Raises:
             ArtifactCorrupted: the stored bytes do not match the recorded SHA-256.
+        """
+
+    @abc.abstractmethod
+    def get_compiled(
+        self, name: str, version: int, dialect: str, kind: CompiledKind = "predict"
+    ) -> CompiledExpression:
+        """The expression stored by :meth:`save_compiled` (``dialect`` in any case).
+
+        Raises:
+            ModelNotFound: no such model.
+            VersionNotFound: the model has no such version.
+            CompiledNotFound: the version was not compiled for that dialect and kind; the
+                message says which ``sqlml compile ... --save`` command stores it.
         """
 
     @abc.abstractmethod

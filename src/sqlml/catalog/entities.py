@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlml.errors import AliasInvalid, InvalidModelName
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 #: A class label as it was in the training data's target column.
 Label = str | int | float | bool
+
+#: What a compiled expression computes: the prediction, or the class probabilities.
+CompiledKind = Literal["predict", "proba"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63
@@ -212,3 +215,30 @@ class Alias:
     model: str
     alias: str
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExpression:
+    """A model version compiled to SQL (``sqlml compile --save``), stored in the catalog.
+
+    Attributes:
+        model: the model's name.
+        version: the version that was compiled.
+        dialect: the SQL dialect, lower case (``postgres``, ``duckdb``, ...).
+        kind: ``predict`` (the value or class label) or ``proba`` (the class
+            probabilities; see :func:`sqlml.sql.compile.compile_model`).
+        expression: the SQL text.
+        created_at: when it was stored.
+    """
+
+    model: str
+    version: int
+    dialect: str
+    kind: CompiledKind
+    expression: str
+    created_at: dt.datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, the reference that always means the compiled version."""
+        return f"{self.model}@{self.version}"

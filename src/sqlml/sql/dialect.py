@@ -560,6 +560,10 @@ class SqlmlDataFusionGenerator(SqlmlGenerator):
         exp.Struct: _named_struct_sql,
     }
 
+    def extract_sql(self, expression: exp.Extract) -> str:
+        # DataFusion knows PostgreSQL's EXTRACT(DOY ...), not DuckDB's EXTRACT(DAYOFYEAR ...).
+        return f"EXTRACT({expression.this.name} FROM {self.sql(expression, 'expression')})"
+
 
 class SqlmlDataFusion(Sqlml):
     """The sqlml dialect for DataFusion.

@@ -49,12 +49,15 @@ class LoadedModel:
         classes: the class labels in encoded order (empty for regression).
         output_type: the Arrow type :meth:`predict` returns: the target's type for
             classification, float64 for regression.
+        artifact: the unpacked artifact the model was built from (read by
+            :mod:`sqlml.sql.compile` for an ONNX model's coefficients).
     """
 
     def __init__(self, unpacked: artifact.Artifact, name: str = "") -> None:
         """Build the model from an unpacked artifact (see :func:`load_model`)."""
         manifest = unpacked.manifest
         self.name = name
+        self.artifact = unpacked
         self.algorithm: str = str(manifest["algorithm"])
         self.task: str = str(manifest["task"])
         self.target: str = str(manifest["target"])
