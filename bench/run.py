@@ -11,7 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["bench_predict", "bench_cheap", "bench_catalog", "bench_adbc"]
+BENCHMARKS = [
+    "bench_predict",
+    "bench_cheap",
+    "bench_catalog",
+    "bench_adbc",
+    "bench_compile",
+    "bench_flight",
+]
 
 
 def main() -> int:

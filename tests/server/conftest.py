@@ -7,9 +7,10 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ class Server:
     port: int
     catalog: str
     process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+    """What the server wrote to stderr after it started (read by a thread, so the pipe
+    never fills up)."""
+
+    def log(self) -> str:
+        return "".join(self.lines)
 
 
 def free_port() -> int:
@@ -35,10 +43,10 @@ def free_port() -> int:
         return port
 
 
-def start_server(tmp: Path, *args: str) -> Server:
+def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
     catalog = f"sqlite:///{tmp / 'catalog.db'}"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")} | (env or {})
     command = [sys.executable, "-m", "sqlml.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--catalog", catalog, *args],
@@ -55,16 +63,29 @@ def start_server(tmp: Path, *args: str) -> Server:
             break
         match = re.search(r"listening on (grpc(?:\+tls)?://\S+)", line)
         if match:
-            return Server(match.group(1), port, catalog, process)
+            server = Server(match.group(1), port, catalog, process)
+            threading.Thread(
+                target=_drain, args=(process.stderr, server.lines), daemon=True
+            ).start()
+            return server
     process.kill()
     raise RuntimeError(f"sqlml serve did not start: {process.stderr.read()}")
 
 
-def stop_server(server: Server) -> None:
+def _drain(stream: Any, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+
+
+def stop_server(server: Server) -> str:
+    """Stop the server; return everything it wrote to stderr after it started."""
     server.process.terminate()
     server.process.wait(timeout=30)
+    if server.reader is not None:
+        server.reader.join(timeout=10)
     assert server.process.stderr is not None
     server.process.stderr.close()
+    return server.log()
 
 
 @pytest.fixture(scope="module")

@@ -69,3 +69,29 @@ def test_refuses_public_host_without_auth(tmp_path: Path) -> None:
     result = run("serve", "--host", "0.0.0.0", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     assert "without authentication" in result.stderr
+
+
+def test_datafusion_result_streams_in_bounded_memory(datafusion_server: Server) -> None:
+    from .test_streaming import PeakRss
+
+    # DataFusion runs a partition per core, each with its own batches in flight: a larger
+    # result than DuckDB's test keeps the comparison decisive.
+    rows_wanted = 20_000_000
+    result_bytes = rows_wanted * 2 * 8
+
+    con = adbc.connect(
+        datafusion_server.uri, db_kwargs={"username": USER, "password": PASSWORD}, autocommit=True
+    )
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT 1 AS warm_up")
+            cur.fetchall()
+            with PeakRss(datafusion_server.process.pid) as rss:
+                cur.execute(
+                    f"SELECT value AS i, value * 2 AS j FROM generate_series(1, {rows_wanted})"
+                )
+                rows = sum(batch.num_rows for batch in cur.fetch_record_batch())
+    finally:
+        con.close()
+    assert rows == rows_wanted
+    assert rss.growth < result_bytes / 3, f"server grew {rss.growth / 1e6:.0f} MB"

@@ -75,10 +75,35 @@ def test_temp_table_is_per_connection(connect: Connect) -> None:
         query(second, "SELECT x FROM scratch")
 
 
-def test_errors_are_one_clean_line(connect: Connect) -> None:
-    with pytest.raises(adbc.Error, match="NOT_FOUND: ModelNotFound") as info:
-        query(connect(), "SELECT predict('missing', *) FROM range(1)")
-    assert "Traceback" not in str(info.value)
+@pytest.mark.parametrize(
+    ("sql", "status", "error", "text"),
+    [
+        ("SELECT predict('missing', *) FROM range(1)", 3, "ModelNotFound", "model 'missing'"),
+        ("SELECT * FROM no_such_table", 3, "QueryError", "no_such_table"),
+        ("SELEKT 1", 5, "QueryError", "SELEKT"),
+        (
+            "CREATE MODEL m OPTIONS (task = 'nonsense') AS SELECT 1 AS y",
+            5,
+            "InvalidOption",
+            "target",
+        ),
+    ],
+)
+def test_errors_have_status_and_one_clean_line(
+    connect: Connect, sql: str, status: int, error: str, text: str
+) -> None:
+    """NOT_FOUND (ADBC status 3) for unknown models and tables, INVALID_ARGUMENT (5) for
+    bad SQL and options; the message is sqlml's one line, with no server traceback."""
+    with pytest.raises(adbc.ProgrammingError) as info:
+        query(connect(), sql)
+    message = str(info.value)
+    assert info.value.status_code == status, message
+    prefix = {3: "NOT_FOUND", 5: "INVALID_ARGUMENT"}[status]
+    assert message.startswith(f"{prefix}: [FlightSQL] {error}: "), message
+    assert text in message
+    assert "Traceback" not in message
+    assert "File " not in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize(("username", "password"), [("u", "wrong"), ("nobody", "p"), ("", "")])

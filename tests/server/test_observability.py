@@ -8,9 +8,19 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from tests.server.conftest import PASSWORD, USER, Server, adbc, free_port, query, start_server
+from tests.server.conftest import (
+    PASSWORD,
+    USER,
+    Server,
+    adbc,
+    free_port,
+    query,
+    start_server,
+    stop_server,
+)
 from tests.test_cli import run
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -18,9 +28,7 @@ parser = pytest.importorskip("prometheus_client.parser")
 
 def _finish(server: Server) -> str:
     """Stop the server; return everything it wrote to stderr."""
-    server.process.terminate()
-    _, err = server.process.communicate(timeout=30)
-    return err
+    return stop_server(server)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +86,7 @@ def test_metrics_count_queries_errors_rows_and_predictions(observed: tuple[Serve
         with con.cursor() as cur:  # a plain (unprepared) CommandStatementQuery
             cur.adbc_statement.set_sql_query("SELECT 7 AS x")
             stream, _ = cur.adbc_statement.execute_query()
-            stream.release()
+            assert pa.RecordBatchReader._import_from_c(stream.address).read_all().num_rows == 1
         after = _metrics(metrics_port)
     finally:
         con.close()

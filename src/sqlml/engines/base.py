@@ -50,6 +50,36 @@ class Engine(Closing, abc.ABC):
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one statement and return its result as an Arrow table."""
 
+    def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
+        """Run one statement and return its result as a stream of record batches.
+
+        Until the reader is exhausted or closed the engine is busy: run nothing else on
+        it meanwhile. Errors found while reading are raised by the reader as sqlml errors.
+        By default the result is computed whole (:meth:`execute`) and then read back.
+        """
+        return self.execute(sql, params).to_reader()
+
+    def result_schema(self, sql: str, params: Sequence[Any] | None = None) -> pa.Schema | None:
+        """The schema of a query's result, without producing a row.
+
+        The query runs as ``SELECT * FROM (<sql>) LIMIT 0``, which engines refuse for
+        anything but a query, so a statement with effects (``CREATE``, ``INSERT``) never
+        runs here.
+
+        Returns:
+            The schema, or None when it cannot be known this way (not a query, parameters
+            missing, or the query fails: running it reports why).
+        """
+        from sqlml.errors import SqlmlError
+
+        body = sql.strip().rstrip(";")
+        try:
+            return self.execute(
+                f"SELECT * FROM (\n{body}\n) AS __sqlml_schema LIMIT 0", params
+            ).schema
+        except SqlmlError:
+            return None
+
     @abc.abstractmethod
     def register(self, name: str, data: object) -> None:
         """Make ``data`` (a pyarrow Table or RecordBatchReader, a pandas or polars
@@ -93,6 +123,10 @@ class Engine(Closing, abc.ABC):
 
     def missing_column(self, error: QueryError) -> str | None:
         """The column an error says was not found, if it says so."""
+        return None
+
+    def missing_table(self, error: QueryError) -> str | None:
+        """The table an error says does not exist, if it says so."""
         return None
 
     def register_stream(

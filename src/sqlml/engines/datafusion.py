@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import datafusion
@@ -146,22 +146,53 @@ class DataFusionEngine(Engine):
         with self._lock:
             self._failure = None
         try:
-            if params:
-                values = {str(i): value for i, value in enumerate(params, start=1)}
-                frame = self.ctx.sql(sql, param_values=values)
-            else:
-                frame = self.ctx.sql(sql)
-            return frame.to_arrow_table()
+            return self._frame(sql, params).to_arrow_table()
         except Exception as exc:  # datafusion raises Exception and ValueError, unexported
-            with self._lock:
-                cause = self._failure
-            if cause is not None:
-                raise cause from exc
-            message = str(exc)
-            mismatch = self._type_mismatch(message)
-            if mismatch is not None:
-                raise mismatch from exc
-            raise QueryError(self.name, message, sql) from exc
+            raise self._error(exc, sql) from exc
+
+    def _frame(self, sql: str, params: Sequence[Any] | None) -> datafusion.DataFrame:
+        if params:
+            values = {str(i): value for i, value in enumerate(params, start=1)}
+            return self.ctx.sql(sql, param_values=values)
+        return self.ctx.sql(sql)
+
+    def _error(self, exc: Exception, sql: str) -> SqlmlError:
+        """The sqlml error for a failed statement: a function's own error, a feature of
+        the wrong type, else a QueryError."""
+        if isinstance(exc, SqlmlError):
+            return exc
+        with self._lock:
+            cause = self._failure
+        if cause is not None:
+            return cause
+        message = str(exc)
+        return self._type_mismatch(message) or QueryError(self.name, message, sql)
+
+    def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
+        # DataFusion runs the plan as the stream is read (its Arrow C stream export).
+        with self._lock:
+            self._failure = None
+        try:
+            reader = pa.RecordBatchReader.from_stream(self._frame(sql, params))
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
+        return pa.RecordBatchReader.from_batches(reader.schema, self._batches(reader, sql))
+
+    def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
+        finally:
+            reader.close()
+
+    def missing_table(self, error: QueryError) -> str | None:
+        # DataFusion's planner says: table 'datafusion.public.x' not found
+        _, sep, rest = error.message.partition("table '")
+        if not sep:
+            return None
+        name, sep, tail = rest.partition("'")
+        return name.rsplit(".", 1)[-1] if sep and tail.startswith(" not found") else None
 
     def register(self, name: str, data: object) -> None:
         table = _to_arrow(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import duckdb
@@ -35,6 +35,13 @@ _DUCKDB_TYPES = {
     pa.uint64(): "UBIGINT",
 }
 _PROBA_TYPE = "MAP(VARCHAR, DOUBLE)"
+
+PREDICTION_TYPES: tuple[pa.DataType, ...] = tuple(_DUCKDB_TYPES)
+"""The Arrow types a prediction can have, each with a typed function
+(:meth:`DuckDBEngine.predict_function`)."""
+
+BATCH_SIZE = 131_072
+"""Rows per record batch of a streamed result (:meth:`DuckDBEngine.execute_reader`)."""
 
 
 def _quote(name: str) -> str:
@@ -97,11 +104,44 @@ class DuckDBEngine(Engine):
                 return pa.table({})
             return relation.to_arrow_table()
         except duckdb.Error as exc:
-            with self._failure_lock:
-                cause = self._failure
-            if cause is not None:
-                raise cause from exc
-            raise QueryError(self.name, str(exc), sql) from exc
+            raise self._error(exc, sql) from exc
+
+    def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
+        # DuckDB computes the result chunk by chunk as the reader is read; the connection
+        # refuses other statements until the reader is exhausted or closed.
+        with self._failure_lock:
+            self._failure = None
+        try:
+            relation = self.con.sql(sql, params=params) if params else self.con.sql(sql)
+            if relation is None:
+                return pa.table({}).to_reader()
+            reader = relation.to_arrow_reader(BATCH_SIZE)
+        except duckdb.Error as exc:
+            raise self._error(exc, sql) from exc
+        return pa.RecordBatchReader.from_batches(reader.schema, self._batches(reader, sql))
+
+    def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
+        try:
+            # Arrow reports an error inside the stream as an OSError carrying DuckDB's text.
+            yield from reader
+        except (duckdb.Error, OSError) as exc:
+            raise self._error(exc, sql) from exc
+        finally:
+            reader.close()
+
+    def _error(self, exc: Exception, sql: str) -> SqlmlError:
+        """The sqlml error for a failed statement: a UDF's own error, else a QueryError."""
+        with self._failure_lock:
+            cause = self._failure
+        return cause if cause is not None else QueryError(self.name, str(exc), sql)
+
+    def missing_table(self, error: QueryError) -> str | None:
+        # DuckDB's catalog says: Table with name x does not exist!
+        _, sep, rest = error.message.partition("Table with name ")
+        if not sep:
+            return None
+        table, sep, _ = rest.partition(" does not exist")
+        return table if sep else None
 
     def register(self, name: str, data: object) -> None:
         try:

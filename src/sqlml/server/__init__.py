@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -11,9 +12,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sqlml.config import Settings
 from sqlml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlml.server.flight import SqlmlFlightServer
 
 log = logging.getLogger("sqlml.server")
 
@@ -102,6 +107,9 @@ def serve(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = ServerOptions(settings.engine, settings.catalog, settings.database, init_sql)
+    ttl = os.environ.get("SQLML_SERVE_TTL")  # undocumented: short expiries for the tests
+    if ttl:
+        options = dataclasses.replace(options, ticket_ttl=float(ttl), prepared_ttl=float(ttl))
     bind = f"[{host}]" if ":" in host else host
     scheme = "grpc+tls" if tls else "grpc"
     metrics = Metrics() if metrics_port is not None else None
@@ -130,12 +138,30 @@ def serve(
         flush=True,
     )
     try:
-        while not stop.wait(1.0):
+        while not stop.wait(min(1.0, options.ticket_ttl / 2)):
             server.sweep()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.shutdown()
+        if not _shutdown(server):
+            # gRPC waits for every call to end; a client that stopped reading a stream
+            # never ends its call, so the process leaves without closing sessions
+            # (their engines are in the middle of those streams).
+            print("sqlml serve: stopped (streams still open were cut)", file=sys.stderr, flush=True)
+            os._exit(0)
         server.close_sessions()
         print("sqlml serve: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+#: Seconds that calls in flight get to end when the server stops.
+SHUTDOWN_GRACE = 5.0
+
+
+def _shutdown(server: SqlmlFlightServer) -> bool:
+    """Stop serving; whether every call in flight ended within :data:`SHUTDOWN_GRACE`."""
+    server.stop_streams()
+    stopping = threading.Thread(target=server.shutdown, name="sqlml-shutdown", daemon=True)
+    stopping.start()
+    stopping.join(SHUTDOWN_GRACE)
+    return not stopping.is_alive()
