@@ -15,6 +15,10 @@ from sqlml.errors import ConfigError, UnknownEngine
 #: The engines sqlml can run on.
 ENGINES = ("duckdb", "datafusion")
 
+#: How ``predict`` runs: ``auto`` picks per model, ``udf`` always calls the prediction
+#: function, ``sql`` always inlines the model compiled to a SQL expression.
+PREDICT_PATHS = ("auto", "udf", "sql")
+
 CONFIG_FILE = "sqlml.toml"
 
 
@@ -29,12 +33,15 @@ class Settings:
         database: the engine's database file; ``None`` means in memory.
         postgres: a PostgreSQL URI whose ``public`` tables ``sqlml sql`` and ``sqlml shell``
             attach as ``pg.<table>`` (see ``Session.attach_postgres``); ``None``: none.
+        predict_path: how ``predict`` runs, one of :data:`PREDICT_PATHS` (see
+            ``Session``).
     """
 
     catalog: str = DEFAULT_CATALOG_URI
     engine: str = "duckdb"
     database: str | None = None
     postgres: str | None = None
+    predict_path: str = "auto"
 
 
 def check_engine(name: str) -> str:
@@ -77,7 +84,21 @@ def load_settings(
                 break
     settings = Settings(**values)  # type: ignore[arg-type]
     check_engine(settings.engine)
+    check_predict_path(settings.predict_path)
     return settings
+
+
+def check_predict_path(name: str) -> str:
+    """Return ``name`` if it is one of :data:`PREDICT_PATHS`, else raise :class:`ConfigError`.
+
+    >>> check_predict_path("compiled")
+    Traceback (most recent call last):
+    ...
+    sqlml.errors.ConfigError: predict_path: expected one of auto, udf, sql; got 'compiled'
+    """
+    if name in PREDICT_PATHS:
+        return name
+    raise ConfigError("predict_path", f"expected one of {', '.join(PREDICT_PATHS)}; got {name!r}")
 
 
 def _read_file(path: Path, names: list[str]) -> dict[str, str]:

@@ -121,7 +121,8 @@ def test_statements_parse(sql: str, expected: object) -> None:
     ],
 )
 def test_queries_list_their_model_references(sql: str, refs: list[ModelRef]) -> None:
-    assert parse_statement(sql) == QueryStatement(sql, tuple(refs))
+    explain = sql.startswith("EXPLAIN")
+    assert parse_statement(sql) == QueryStatement(sql, tuple(refs), explain=explain)
 
 
 def test_custom_expressions_come_out_of_the_dialect() -> None:

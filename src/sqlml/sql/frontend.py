@@ -107,10 +107,12 @@ class QueryStatement:
         model_refs: the models its predict/predict_proba/evaluate/feature_importance calls
             name, each once, in order of appearance; empty for plain engine SQL (which then
             needs no rewrite).
+        explain: the statement is ``EXPLAIN [ANALYZE] <query>`` calling sqlml functions.
     """
 
     sql: str
     model_refs: tuple[ModelRef, ...] = field(default=())
+    explain: bool = False
 
 
 Statement = (
@@ -139,6 +141,9 @@ class Binding:
         type_probes: with ``"features"``, features whose column type the function is
             also given, as ``arrow_typeof(<column>)`` arguments after the features, so it
             can refuse a column the engine would silently cast.
+        inline: instead of a function call, this expression (the model compiled to SQL,
+            see :mod:`sqlml.sql.compile`) with each feature's column, unqualified, replaced
+            by the value the call takes for it; ``function`` is then unused.
     """
 
     function: str
@@ -146,6 +151,7 @@ class Binding:
     features: tuple[str, ...]
     arguments: Literal["struct", "features"] = "struct"
     type_probes: tuple[str, ...] = ()
+    inline: exp.Expr | None = None
 
 
 #: Resolves a model reference as written (``'churn'``, ``'churn@production'``) for a kind of call.
@@ -273,7 +279,7 @@ def parse_statement(sql: str, dialect: str = "duckdb") -> Statement:
     refs = dict.fromkeys(
         ModelRef.parse(call.ref) for call in tree.find_all(*SCALAR_FUNCTIONS, *TABLE_FUNCTIONS)
     )
-    return QueryStatement(sql, tuple(refs))
+    return QueryStatement(sql, tuple(refs), explain=isinstance(tree, Explain))
 
 
 def _tokenize(sql: str) -> list[Token] | None:
@@ -509,6 +515,10 @@ def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
         fields.append(
             exp.PropertyEQ(this=exp.to_identifier(feature, quoted=True), expression=value)
         )
+    if binding.inline is not None:
+        return _inlined(
+            binding.inline, {field.name.casefold(): field.expression for field in fields}
+        )
     if binding.arguments == "features":
         arguments = [field.expression for field in fields]
         probes = {name.casefold() for name in binding.type_probes}
@@ -520,6 +530,17 @@ def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
     else:
         arguments = [exp.Literal.string(binding.ref), exp.Struct(expressions=fields)]
     return exp.Anonymous(this=exp.to_identifier(binding.function), expressions=arguments)
+
+
+def _inlined(expression: exp.Expr, values: Mapping[str, exp.Expr]) -> exp.Expr:
+    """``expression`` with each unqualified column replaced by its value, in parentheses."""
+
+    def replace(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not node.table:
+            return values[node.name.casefold()].copy()
+        return node
+
+    return exp.Paren(this=expression.transform(replace))
 
 
 def _relations_in_scope(node: exp.Expr) -> set[str]:
