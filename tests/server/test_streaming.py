@@ -93,6 +93,17 @@ def test_large_result_streams_in_bounded_memory(stream_server: Server) -> None:
     assert rss.growth < RESULT_BYTES / 3, f"server grew {rss.growth / 1e6:.0f} MB"
 
 
+def test_wide_rows_go_out_in_batches_clients_accept(stream_server: Server) -> None:
+    # 131,072 rows of 500 characters are a 65 MB engine batch; gRPC clients refuse
+    # messages over 16 MiB, so the server sends it in slices.
+    with _connect(stream_server) as con, con.cursor() as cur:
+        cur.execute("SELECT range AS i, repeat('x', 500) AS s FROM range(300000)")
+        batches = list(cur.fetch_record_batch())
+    assert sum(batch.num_rows for batch in batches) == 300_000
+    assert max(batch.nbytes for batch in batches) <= 9 * 1024 * 1024
+    assert batches[-1].column("s")[-1].as_py() == "x" * 500
+
+
 def test_closing_a_stream_midway_frees_the_session(stream_server: Server) -> None:
     con = _connect(stream_server)
     try:

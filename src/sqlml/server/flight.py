@@ -63,6 +63,9 @@ TICKET_TTL = 300.0
 PREPARED_TTL = 3600.0
 #: How long a client session may stay idle before it (and its token) is closed.
 SESSION_TTL = 3600.0
+#: The largest record batch sent, in bytes. gRPC clients refuse messages over 16 MiB by
+#: default (ADBC's Flight SQL driver among them), so larger batches go out in slices.
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 # --- result schemas, exactly as FlightSql.proto defines them (ADBC compares them) -----------
 
@@ -732,7 +735,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                 if batch is None:
                     status = "ok"
                     return
-                yield batch
+                yield from slices(batch)
         except GeneratorExit:  # the client went away mid-stream
             raise
         except BaseException:
@@ -941,6 +944,22 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def slices(batch: pa.RecordBatch, limit: int = MAX_BATCH_BYTES) -> Iterator[pa.RecordBatch]:
+    """``batch`` cut into slices of at most about ``limit`` bytes (zero-copy).
+
+    >>> batch = pa.record_batch({"s": ["x" * 100] * 1000})
+    >>> [part.num_rows for part in slices(batch, limit=40_000)]
+    [384, 384, 232]
+    """
+    size = batch.nbytes
+    if size <= limit or batch.num_rows <= 1:
+        yield batch
+        return
+    rows = max(1, batch.num_rows * limit // size)
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
 
 
 def _model_names(session: Session, query: str) -> list[str]:
