@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import pyarrow as pa
 from sqlglot import exp
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from sqlml.pgsource import PostgresSource
 
 log = logging.getLogger("sqlml")
+
+_Result = TypeVar("_Result", pa.Table, pa.RecordBatchReader)
 
 #: Called as ``progress(stage, done, total)`` while a model trains.
 Progress = Callable[[str, int, int], None]
@@ -366,20 +368,46 @@ class Session(Closing):
 
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run a query that may call predict, predict_proba or the table functions."""
+        return self._execute(sql, params, self.engine.execute)
+
+    def _query_reader(self, sql: str, params: Sequence[Any] | None) -> pa.RecordBatchReader:
+        """:meth:`_query` as a stream of record batches."""
+
+        def run(rewritten: str, params: Sequence[Any] | None) -> pa.RecordBatchReader:
+            return self.engine.execute_reader(rewritten, params)
+
+        return self._execute(sql, params, run, streams=True)
+
+    def _execute(
+        self,
+        sql: str,
+        params: Sequence[Any] | None,
+        run: Callable[[str, Sequence[Any] | None], _Result],
+        *,
+        streams: bool = False,
+    ) -> _Result:
+        """Rewrite a query and ``run`` it; the relations of evaluate() and
+        feature_importance() are registered for the statement only (so a stream of a
+        statement using them is read whole first)."""
         registered: list[str] = []
         try:
             rewritten, bound = self._rewrite(sql, registered)
             try:
-                return self.engine.execute(rewritten, params)
+                result = run(rewritten, params)
             except QueryError as exc:
                 missing = self._feature_missing(exc, bound)
                 if missing is not None:
                     raise missing from exc
                 if not self._falls_back(exc, bound):
                     raise
+            else:
+                if streams and registered:
+                    assert isinstance(result, pa.RecordBatchReader)
+                    return cast("_Result", result.read_all().to_reader())
+                return result
         finally:
             self._unregister(registered)
-        return self._query(sql, params)
+        return self._execute(sql, params, run, streams=streams)
 
     def _falls_back(self, exc: QueryError, bound: Sequence[frontend.Binding]) -> bool:
         """Whether to run a statement the engine refused again with the prediction function
@@ -392,29 +420,6 @@ class Session(Closing):
         self._fallback = str(exc).splitlines()[0]
         self.plan = []
         return True
-
-    def _query_reader(self, sql: str, params: Sequence[Any] | None) -> pa.RecordBatchReader:
-        """:meth:`_query` as a stream of record batches."""
-        registered: list[str] = []
-        try:
-            rewritten, bound = self._rewrite(sql, registered)
-            try:
-                reader = self.engine.execute_reader(rewritten, params)
-            except QueryError as exc:
-                missing = self._feature_missing(exc, bound)
-                if missing is not None:
-                    raise missing from exc
-                if not self._falls_back(exc, bound):
-                    raise
-                self._unregister(registered)
-                return self._query_reader(sql, params)
-            if registered:
-                # evaluate() and feature_importance() relations are registered for one
-                # statement: compute it whole before they go.
-                reader = reader.read_all().to_reader()
-            return reader
-        finally:
-            self._unregister(registered)
 
     def _unregister(self, names: Sequence[str]) -> None:
         for name in names:
