@@ -7,16 +7,15 @@ One build per catalog; the tests read its DuckDB file with sqlml.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import sqlml
 from sqlml.catalog import open_catalog
+from tests.dbt.runner import run_dbt, succeeded
 from tests.test_cli import run as run_sqlml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dbt_churn"
@@ -41,28 +40,7 @@ FROM churn_scores s JOIN churn_probabilities USING (customer_id) ORDER BY custom
 
 def dbt(project: Path, catalog: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``dbt ARGS`` in ``project`` with its own profiles.yml and the given catalog."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLML_", "DBT_"))}
-    env |= {
-        "SQLML_CATALOG": catalog,
-        "DBT_PROFILES_DIR": str(project),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_USE_COLORS": "false",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dbt.cli.main", *args, "--project-dir", str(project)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def succeeded(result: subprocess.CompletedProcess[str]) -> bool:
-    """Whether a process succeeded; the output is printed so a failure shows it."""
-    print(result.stdout, result.stderr, sep="\n")
-    return result.returncode == 0
+    return run_dbt(project, args, {"SQLML_CATALOG": catalog})
 
 
 def column_types(session: sqlml.Session, table: str) -> dict[str, str]:

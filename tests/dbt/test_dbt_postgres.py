@@ -8,10 +8,8 @@ what sqlml's own ``predict`` says for the same rows.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -21,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 import sqlml
 from sqlml.catalog import open_catalog
 from tests.catalog.conftest import make_spec
+from tests.dbt.runner import run_dbt, succeeded
 from tests.test_cli import run as run_sqlml
 
 pytestmark = pytest.mark.postgres
@@ -45,27 +44,7 @@ def libpq_env(uri: str) -> dict[str, str]:
 
 def dbt(project: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``dbt ARGS`` in ``project`` with its own profiles.yml, on the database ``uri``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLML_", "DBT_", "PG"))}
-    env |= libpq_env(uri) | {
-        "DBT_PROFILES_DIR": str(project),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_USE_COLORS": "false",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dbt.cli.main", *args, "--project-dir", str(project)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def succeeded(result: subprocess.CompletedProcess[str]) -> bool:
-    """Whether a process succeeded; the output is printed so a failure shows it."""
-    print(result.stdout, result.stderr, sep="\n")
-    return result.returncode == 0
+    return run_dbt(project, args, libpq_env(uri), drop=("SQLML_", "DBT_", "PG"))
 
 
 def copy_example(tmp_path: Path) -> Path:
