@@ -503,14 +503,21 @@ def _tree(model: LoadedModel, node: Mapping[str, Any], inputs: Sequence[_Input])
         if "leaf_coeff" in node:
             raise CompileNotSupported(model.name, "linear trees (linear_tree) are not supported")
         return _double(node["leaf_value"])
-    condition = _split(model, node, inputs[int(node["split_feature"])])
+    condition, left_if_true = _split(model, node, inputs[int(node["split_feature"])])
     left = _tree(model, node["left_child"], inputs)
     right = _tree(model, node["right_child"], inputs)
-    return _case(condition, left, right)
+    return _case(condition, left, right) if left_if_true else _case(condition, right, left)
 
 
-def _split(model: LoadedModel, node: Mapping[str, Any], input_: _Input) -> exp.Expression:
-    """The condition under which a row goes to the left child."""
+def _split(
+    model: LoadedModel, node: Mapping[str, Any], input_: _Input
+) -> tuple[exp.Expression, bool]:
+    """A split's condition, and whether a row for which it is true goes left (else right).
+
+    A row for which the condition is NULL (or false) goes the other way: a split that
+    sends missing values left tests ``value > threshold`` for going right, which a NULL
+    fails, rather than ``value <= threshold OR value IS NULL`` for going left.
+    """
     column = _column(input_.feature)
     if node["decision_type"] == "==":
         # LightGBM sends NaN (NULL, unseen category) and negative codes right.
@@ -518,27 +525,27 @@ def _split(model: LoadedModel, node: Mapping[str, Any], input_: _Input) -> exp.E
         codes = [int(code) for code in str(node["threshold"]).split("||")]
         names = [categories[code] for code in codes if 0 <= code < len(categories)]
         if not names:
-            return exp.false()
-        return exp.In(this=column, expressions=[exp.Literal.string(name) for name in names])
+            return exp.false(), True
+        return exp.In(this=column, expressions=[exp.Literal.string(name) for name in names]), True
     if node["decision_type"] != "<=":
         raise CompileNotSupported(model.name, f"LightGBM decision type {node['decision_type']}")
     threshold = float(node["threshold"])
     missing = node.get("missing_type", "None")
     default_left = bool(node.get("default_left"))
     condition: exp.Expression = exp.LTE(this=input_.value(), expression=_double(threshold))
-    if missing == "NaN":
-        null_left = default_left
-    elif missing == "Zero":
-        null_left = default_left
+    if missing == "Zero":
         zero = exp.Between(
             this=input_.value(), low=_double(-ZERO_THRESHOLD), high=_double(ZERO_THRESHOLD)
         )
         condition = _or(condition, zero) if default_left else _and(condition, exp.Not(this=zero))
-    else:  # None: LightGBM reads a missing value as 0.0
-        null_left = threshold >= 0.0
+        if default_left:
+            condition = _or(condition, exp.Is(this=column, expression=exp.null()))
+        return condition, True
+    # NaN: a missing value goes the default way; None: LightGBM reads it as 0.0.
+    null_left = default_left if missing == "NaN" else threshold >= 0.0
     if null_left:
-        condition = _or(condition, exp.Is(this=column, expression=exp.null()))
-    return condition
+        return exp.GT(this=input_.value(), expression=_double(threshold)), False
+    return condition, True
 
 
 # --- linear and logistic regression (ONNX)
