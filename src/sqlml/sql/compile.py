@@ -435,18 +435,17 @@ def _scores(model: LoadedModel) -> _Scores:
 
 
 def _argmax(scores: _Scores, labels: Sequence[exp.Expression]) -> exp.Expression:
-    """The label of the highest score, the first on ties (as NumPy's argmax)."""
-    ifs = []
-    for k in range(scores.count - 1):
-        conditions = [
-            exp.GTE(this=_paren(scores.raw(k)), expression=_paren(scores.raw(j)))
-            for j in range(k + 1, scores.count)
-        ]
-        condition: exp.Expression = conditions[0]
-        for other in conditions[1:]:
-            condition = _and(condition, other)
-        ifs.append(exp.If(this=condition, true=labels[k]))
-    return exp.Case(ifs=ifs, default=labels[-1])
+    """The label of the highest score, the first on ties (as NumPy's argmax):
+    ``CASE GREATEST(s0, s1, ...) WHEN s0 THEN l0 WHEN s1 THEN l1 ... END``, so each score
+    is written twice (pairwise comparisons would write it once per other class)."""
+    count = scores.count
+    highest = exp.Greatest(
+        this=_paren(scores.raw(0)),
+        expressions=[_paren(scores.raw(k)) for k in range(1, count)],
+        ignore_nulls=True,  # scores are never NULL (see _clamp)
+    )
+    ifs = [exp.If(this=_paren(scores.raw(k)), true=labels[k]) for k in range(count - 1)]
+    return exp.Case(this=highest, ifs=ifs, default=labels[-1])
 
 
 def _softmax(scores: _Scores, k: int) -> exp.Expression:
