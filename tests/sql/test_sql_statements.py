@@ -6,6 +6,8 @@ import doctest
 
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 import sqlml.sql
@@ -235,3 +237,57 @@ def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@given(
+    words=st.lists(
+        st.sampled_from(
+            [
+                "SELECT",
+                "*",
+                "FROM",
+                "t",
+                "predict('m',",
+                "*)",
+                "PREDICT('m', t)",
+                "Model",
+                "create",
+                "MODEL",
+                "m",
+                "OPTIONS",
+                "(target",
+                "=",
+                "'y')",
+                "AS",
+                "evaluate(",
+                "'x')",
+                "Feature_Importance('m')",
+                "'predict(''m'', *)'",
+                "-- predict(",
+                "\n",
+                ",",
+                "x",
+                "1.5",
+                '"model"',
+                "show",
+                "models",
+                "drop",
+                "deploy",
+                '"PREDICT"(',
+                "describe",
+                "(",
+                ")",
+            ]
+        ),
+        max_size=12,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_only_text_with_sqlml_words_can_hold_sqlml(words: list[str]) -> None:
+    # The front end skips tokenizing a statement without ';' and without these words.
+    sql = " ".join(words)
+    tokens = sqlml_dialect.Sqlml().tokenize(sql)
+    if sqlml_dialect.has_sqlml_construct(tokens):
+        assert any(word in sql.casefold() for word in ("model", "predict", "evaluate", "feature"))
+    if tokens:
+        assert frontend.split_statements(sql) == [sql.strip()]

@@ -201,6 +201,8 @@ def split_statements(sql: str) -> list[str]:
     Returns:
         The statements, in order.
     """
+    if ";" not in sql:  # one statement: nothing to tokenize (long compiled models are slow to)
+        return [sql.strip()] if sql.strip() else []
     tokens = _tokenize(sql)
     if tokens is None:  # the engine will report what the tokenizer could not read
         return [sql.strip()] if sql.strip() else []
@@ -289,9 +291,16 @@ def _tokenize(sql: str) -> list[Token] | None:
         return None
 
 
+#: Words every sqlml construct holds, in some case: its statements say MODEL, its functions
+#: are predict, predict_proba, evaluate and feature_importance.
+_SQLML_WORDS = ("model", "predict", "evaluate", "feature_importance")
+
+
 def _parse(sql: str, dialect: str) -> exp.Expr | None:
     """The statement's tree, or None when it holds no sqlml construct."""
     dialect_class = _dialect(dialect)
+    if ";" not in sql and not any(word in sql.casefold() for word in _SQLML_WORDS):
+        return None  # one statement without sqlml: no need to tokenize it
     tokens = _tokenize(sql)
     if tokens is None:
         return None
