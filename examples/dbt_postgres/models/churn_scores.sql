@@ -3,7 +3,7 @@
 -- (tenure_months, plan, ...) by column name, customer_id and churned are not features.
 --
 -- The compiled trees are deep CASE expressions that PostgreSQL's JIT compiles slowly
--- (about twice the time of the query without it), so the pre_hook turns JIT off for
+-- (for a 100-tree model, longer than the query itself), so the pre_hook turns JIT off for
 -- this model's connection.
 {{ config(materialized='table', pre_hook="set jit = off") }}
 
