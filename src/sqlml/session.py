@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -50,7 +51,8 @@ Progress = Callable[[str, int, int], None]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
-_compiled: OrderedDict[tuple[str, int, str], exp.Expr] = OrderedDict()
+#: Each cached model's compiled predict expression, for as long as the model is cached.
+_compiled: weakref.WeakKeyDictionary[LoadedModel, exp.Expr] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
@@ -231,10 +233,8 @@ class Session(Closing):
         for text in statements[:-1]:
             self._run(text, None)
         last = frontend.parse_statement(statements[-1], self.engine.SQLGLOT_DIALECT)
-        if isinstance(last, frontend.QueryStatement):
-            self._pinned = {}
-            self.plan = []
-            self._fallback = None
+        if isinstance(last, frontend.QueryStatement) and not last.explain:
+            self._begin_statement()
             return self._query_reader(last.sql, params)
         return self._run(statements[-1], params).to_reader()
 
@@ -344,9 +344,7 @@ class Session(Closing):
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table:
         statement = frontend.parse_statement(sql, self.engine.SQLGLOT_DIALECT)
-        self._pinned = {}
-        self.plan = []
-        self._fallback = None
+        self._begin_statement()
         match statement:
             case frontend.CreateModelStatement():
                 return self._create_model(statement)
@@ -365,6 +363,12 @@ class Session(Closing):
                 return self._explain(self._query(statement.sql, params))
             case _:
                 return self._query(statement.sql, params)
+
+    def _begin_statement(self) -> None:
+        """Forget the models bound, and the paths taken, by the previous statement."""
+        self._pinned = {}
+        self.plan = []
+        self._fallback = None
 
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run a query that may call predict, predict_proba or the table functions."""
@@ -483,9 +487,8 @@ class Session(Closing):
         """The engine's EXPLAIN output (two text columns) after one row per sqlml call."""
         if plan.num_columns != 2 or not self.plan:
             return plan
-        rows = [("sqlml", str(step)) for step in self.plan]
         ours = pa.table(
-            [pa.array([key for key, _ in rows]), pa.array([text for _, text in rows])],
+            [["sqlml"] * len(self.plan), [str(step) for step in self.plan]],
             names=plan.column_names,
         )
         return pa.concat_tables([ours.cast(plan.schema), plan])
@@ -504,9 +507,8 @@ class Session(Closing):
             return None, f"the engine refused the compiled SQL ({self._fallback})"
         if self.predict_path == "auto" and version.algorithm not in INLINED_ALGORITHMS:
             return None, f"predict_path = auto, and a {version.algorithm} model runs faster so"
-        key = (version.model, version.version, version.sha256)
         with _cache_lock:
-            cached = _compiled.get(key)
+            cached = _compiled.get(model)
         if cached is None:
             try:
                 cached = predict_expression(model)
@@ -515,9 +517,7 @@ class Session(Closing):
                     raise
                 return None, f"predict_path = auto, and the model cannot be compiled: {exc.reason}"
             with _cache_lock:
-                _compiled[key] = cached
-                while len(_compiled) > _CACHE_SIZE:
-                    _compiled.popitem(last=False)
+                _compiled[model] = cached
         if self.predict_path == "sql":
             return cached, "predict_path = sql"
         return cached, f"predict_path = auto, and a {version.algorithm} model runs faster so"

@@ -96,6 +96,9 @@ def test_explain_names_the_path_of_every_call(trained: Session) -> None:
     )
     # The engine's own plan follows.
     assert trained.sql("EXPLAIN SELECT predict('b', *) FROM c").num_rows > 1
+    # A stream (what the Flight SQL server sends) shows the same rows.
+    streamed = trained.sql_reader("EXPLAIN SELECT predict('b', *) FROM c").read_all()
+    assert streamed.column(0).to_pylist()[0] == "sqlml"
 
 
 def test_sql_path_compiles_lightgbm_and_refuses_a_forest(trained: Session) -> None:
