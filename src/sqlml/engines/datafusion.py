@@ -143,14 +143,15 @@ class DataFusionEngine(Engine):
         self._failure: SqlmlError | None = None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        with self._lock:
-            self._failure = None
         try:
             return self._frame(sql, params).to_arrow_table()
         except Exception as exc:  # datafusion raises Exception and ValueError, unexported
             raise self._error(exc, sql) from exc
 
     def _frame(self, sql: str, params: Sequence[Any] | None) -> datafusion.DataFrame:
+        """Start a statement: its DataFrame, run when collected or streamed."""
+        with self._lock:
+            self._failure = None
         if params:
             values = {str(i): value for i, value in enumerate(params, start=1)}
             return self.ctx.sql(sql, param_values=values)
@@ -170,8 +171,6 @@ class DataFusionEngine(Engine):
 
     def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
         # DataFusion runs the plan as the stream is read (its Arrow C stream export).
-        with self._lock:
-            self._failure = None
         try:
             reader = pa.RecordBatchReader.from_stream(self._frame(sql, params))
         except Exception as exc:

@@ -96,29 +96,29 @@ class DuckDBEngine(Engine):
         self._stream_catalogs: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        with self._failure_lock:
-            self._failure = None
         try:
-            relation = self.con.sql(sql, params=params) if params else self.con.sql(sql)
-            if relation is None:
-                return pa.table({})
-            return relation.to_arrow_table()
+            relation = self._relation(sql, params)
+            return pa.table({}) if relation is None else relation.to_arrow_table()
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
 
     def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
         # DuckDB computes the result chunk by chunk as the reader is read; the connection
         # refuses other statements until the reader is exhausted or closed.
-        with self._failure_lock:
-            self._failure = None
         try:
-            relation = self.con.sql(sql, params=params) if params else self.con.sql(sql)
+            relation = self._relation(sql, params)
             if relation is None:
                 return pa.table({}).to_reader()
             reader = relation.to_arrow_reader(BATCH_SIZE)
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
         return pa.RecordBatchReader.from_batches(reader.schema, self._batches(reader, sql))
+
+    def _relation(self, sql: str, params: Sequence[Any] | None) -> duckdb.DuckDBPyRelation | None:
+        """Start a statement (None: it has no result)."""
+        with self._failure_lock:
+            self._failure = None
+        return self.con.sql(sql, params=params) if params else self.con.sql(sql)
 
     def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
         try:
