@@ -41,7 +41,6 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from sqlml.catalog import Catalog, open_catalog
 from sqlml.config import load_settings
 from sqlml.engines.duckdb import PREDICTION_TYPES, DuckDBEngine, install
-from sqlml.errors import NotAClassifier
 from sqlml.session import ModelCache
 from sqlml.sql import frontend
 
@@ -96,7 +95,6 @@ class _Binder:
 
     def __init__(self, engine: DuckDBEngine, catalog: Catalog) -> None:
         self.engine = engine
-        self.catalog = catalog
         self.models = ModelCache(catalog)
 
     def rewrite(self, sql: str) -> str:
@@ -105,10 +103,7 @@ class _Binder:
 
     def bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
         """The typed function, resolved version and features for one call."""
-        version = self.catalog.resolve(ref)
-        model = self.models.load(version)
-        if kind == "predict_proba" and model.task != "classification":
-            raise NotAClassifier(version.ref, model.task)
+        version, model = self.models.bind(ref, kind)
         function = self.engine.predict_function(model.output_type, kind == "predict_proba")
         return frontend.Binding(function, version.ref, version.feature_names)
 

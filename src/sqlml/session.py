@@ -98,6 +98,18 @@ class ModelCache:
         """The loaded model a reference (``name``, ``name@3``, ``name@alias``) means now."""
         return self.load(self.catalog.resolve(ref))
 
+    def bind(self, ref: str, kind: str) -> tuple[ModelVersion, LoadedModel]:
+        """The version a ``predict``/``predict_proba`` call names now, and its model.
+
+        Raises:
+            NotAClassifier: ``predict_proba`` of a regression model.
+        """
+        version = self.catalog.resolve(ref)
+        model = self.load(version)
+        if kind == "predict_proba" and model.task != "classification":
+            raise NotAClassifier(version.ref, model.task)
+        return version, model
+
     def load(self, version: ModelVersion) -> LoadedModel:
         """The loaded model of a catalog version."""
         key = (version.model, version.version, version.sha256)
@@ -463,10 +475,7 @@ class Session(Closing):
         return None
 
     def _bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
-        version = self.catalog.resolve(ref)
-        model = self.models.load(version)
-        if kind == "predict_proba" and model.task != "classification":
-            raise NotAClassifier(version.ref, model.task)
+        version, model = self.models.bind(ref, kind)
         self._pinned[version.ref] = model
         proba = kind == "predict_proba"
         inline, reason = self._inline(version, model, kind)
