@@ -216,26 +216,20 @@ def _session(settings: Settings) -> Session:
 
 
 def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlml.catalog import CompiledKind
-    from sqlml.sql.compile import compile_model, get_dialect
-    from sqlml.udfs.predict import load_model
+    from sqlml.session import connect
+    from sqlml.sql.compile import get_dialect
 
-    get_dialect(args.dialect)
-    kind: CompiledKind = "proba" if args.proba else "predict"
-    with open_catalog(settings.catalog) as catalog:
-        version = catalog.resolve(args.model)
-        model = load_model(catalog.load_artifact(version.model, version.version), version.ref)
-        text = compile_model(model, args.dialect, proba=args.proba)
-        saved = (
-            catalog.save_compiled(version.model, version.version, args.dialect, kind, text)
-            if args.save
-            else None
-        )
+    get_dialect(args.dialect)  # an unknown dialect fails before the catalog is opened
+    # An in-memory DuckDB session: compiling needs the catalog, not the engine's data.
+    with connect("duckdb", settings.catalog, ":memory:") as session:
+        version = session.catalog.resolve(args.model)
+        text = session.compile_model(version.ref, args.dialect, proba=args.proba, save=args.save)
     print(text)
-    if saved is not None:
+    if args.save:
+        kind = "proba" if args.proba else "predict"
         print(
-            f"saved the {saved.kind} expression of model {saved.model} version "
-            f"{saved.version} for dialect {saved.dialect} in catalog {catalog.uri}",
+            f"saved the {kind} expression of model {version.model} version "
+            f"{version.version} for dialect {args.dialect} in catalog {session.catalog.uri}",
             file=sys.stderr,
         )
     return 0
