@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from sqlml._version import __version__
 from sqlml.catalog import (
     Alias,
     Catalog,
@@ -51,8 +52,6 @@ from sqlml.errors import (
     VersionNotFound,
 )
 from sqlml.session import Session, connect
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Alias",

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sqlml._version import __version__
 from sqlml.catalog.entities import Label, VersionSpec
 from sqlml.errors import InvalidOption, TrainingError, UnsupportedColumnType
 from sqlml.udfs import artifact, metrics, preprocess
@@ -471,8 +472,6 @@ def _logical(table: pa.Table) -> pa.Table:
 
 def library_versions() -> dict[str, str]:
     """The versions of the libraries a model's behaviour depends on."""
-    from sqlml import __version__
-
     versions = {"sqlml": __version__}
     for library in _LIBRARIES:
         try:
