@@ -28,8 +28,8 @@ from sqlglot.errors import SqlglotError
 
 from sqlml.catalog import postgres
 from sqlml.errors import SourceError, SourceTableNotFound, SourceUnavailable, SqlmlError
-from sqlml.sql.dialect import Sqlml, SqlmlEvaluate
-from sqlml.sql.frontend import DIALECTS
+from sqlml.sql.dialect import SqlmlEvaluate
+from sqlml.sql.dialects import engine_dialect
 
 if TYPE_CHECKING:
     from adbc_driver_manager.dbapi import Connection
@@ -63,7 +63,7 @@ def referenced_tables(sql: str, alias: str, dialect: str = "duckdb") -> Counter[
         dialect: the engine's sqlglot dialect.
     """
     try:
-        trees = DIALECTS.get(dialect, Sqlml)().parse(sql)
+        trees = engine_dialect(dialect)().parse(sql)
     except (SqlglotError, SqlmlError):  # the front end reports malformed sqlml
         return Counter()
     found: Counter[str] = Counter()

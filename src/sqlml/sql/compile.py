@@ -47,7 +47,6 @@ written by :class:`~sqlml.sql.dialect.SqlmlDataFusion`.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,11 +55,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 
 from sqlml.catalog.entities import Label, arrow_type_from_string
-from sqlml.errors import CompileNotSupported, NotAClassifier, UnknownDialect
-from sqlml.sql.dialect import SqlmlDataFusion
+from sqlml.errors import CompileNotSupported, NotAClassifier
+from sqlml.sql.dialects import dialect_names, get_dialect
 from sqlml.udfs import preprocess
 from sqlml.udfs.predict import LoadedModel, load_model
 
@@ -75,9 +73,6 @@ __all__ = [
     "proba_expressions",
 ]
 
-
-_DIALECT_ALIASES: Mapping[str, type[Dialect]] = {"datafusion": SqlmlDataFusion}
-_HIDDEN_DIALECTS = frozenset({"", "sqlml", "sqlmldatafusion"})
 
 EXP_LIMIT = 700.0
 """Arguments of ``exp()`` are clamped to +-700: PostgreSQL raises an error for ``exp()`` of
@@ -96,35 +91,6 @@ _SIGMOID_OBJECTIVES = frozenset({"binary", "cross_entropy"})
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def dialect_names() -> tuple[str, ...]:
-    """The dialect names :func:`compile_model` accepts: sqlglot's and ``datafusion``."""
-    names = {
-        name
-        for name in Dialect.classes
-        if name not in _HIDDEN_DIALECTS and not name.startswith("_")
-    }
-    return tuple(sorted(names | set(_DIALECT_ALIASES)))
-
-
-def get_dialect(name: str) -> Dialect:
-    """The sqlglot dialect a name means.
-
-    >>> type(get_dialect("postgres")).__name__
-    'Postgres'
-
-    Raises:
-        UnknownDialect: no such dialect; the message lists the valid names.
-    """
-    key = name.strip().lower()
-    if key in _DIALECT_ALIASES:
-        return _DIALECT_ALIASES[key]()
-    valid = dialect_names()
-    if key not in valid:
-        close = difflib.get_close_matches(key, valid, n=1)
-        raise UnknownDialect(name, valid, close[0] if close else None)
-    return Dialect.get_or_raise(key)
 
 
 def predict_expression(model: LoadedModel | bytes) -> exp.Expression:

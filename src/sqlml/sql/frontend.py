@@ -22,7 +22,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml.catalog.entities import ModelRef
-from sqlml.errors import FeatureMissing, SqlSyntaxError, UnknownEngine
+from sqlml.errors import FeatureMissing, SqlSyntaxError
 from sqlml.sql.dialect import (
     END_META_KEY,
     QUERY_SPAN_META_KEY,
@@ -37,15 +37,14 @@ from sqlml.sql.dialect import (
     ModelFunction,
     OptionValue,
     ShowModels,
-    Sqlml,
-    SqlmlDataFusion,
     SqlmlEvaluate,
     SqlmlPredict,
     has_sqlml_construct,
 )
+from sqlml.sql.dialects import ENGINE_DIALECTS, engine_dialect
 
 #: The engines whose SQL the front end reads and writes, by name.
-DIALECTS: Mapping[str, type[Sqlml]] = {"duckdb": Sqlml, "datafusion": SqlmlDataFusion}
+DIALECTS = ENGINE_DIALECTS
 
 
 # --------------------------------------------------------------------------- statements
@@ -284,9 +283,9 @@ def parse_statement(sql: str, dialect: str = "duckdb") -> Statement:
     return QueryStatement(sql, tuple(refs), explain=isinstance(tree, Explain))
 
 
-def _tokenize(sql: str) -> list[Token] | None:
+def _tokenize(sql: str, dialect: str = "duckdb") -> list[Token] | None:
     try:
-        return Sqlml().tokenize(sql)
+        return engine_dialect(dialect)().tokenize(sql)
     except TokenError:
         return None
 
@@ -298,10 +297,10 @@ _SQLML_WORDS = ("model", "predict", "evaluate", "feature_importance")
 
 def _parse(sql: str, dialect: str) -> exp.Expr | None:
     """The statement's tree, or None when it holds no sqlml construct."""
-    dialect_class = _dialect(dialect)
+    dialect_class = engine_dialect(dialect)
     if ";" not in sql and not any(word in sql.casefold() for word in _SQLML_WORDS):
         return None  # one statement without sqlml: no need to tokenize it
-    tokens = _tokenize(sql)
+    tokens = _tokenize(sql, dialect)
     if tokens is None:
         return None
     if sum(1 for segment in _segments(tokens) if segment[0].token_type != TokenType.SEMICOLON) > 1:
@@ -323,13 +322,6 @@ def _parse(sql: str, dialect: str) -> exp.Expr | None:
         return None
     _check_placement(tree, sql)
     return tree
-
-
-def _dialect(name: str) -> type[Sqlml]:
-    try:
-        return DIALECTS[name]
-    except KeyError:
-        raise UnknownEngine(name, sorted(DIALECTS)) from None
 
 
 def _describe(exc: ParseError) -> str:
@@ -471,7 +463,7 @@ def _require_query(tree: exp.Expr, sql: str) -> None:
 
 
 def _render(node: exp.Expr, dialect: str) -> str:
-    return node.sql(dialect=_dialect(dialect), normalize_functions=False)
+    return node.sql(dialect=engine_dialect(dialect), normalize_functions=False)
 
 
 def _splice(sql: str, edits: Sequence[tuple[exp.Expr, str]]) -> str:
