@@ -299,6 +299,22 @@ class QueryError(SqlmlError):
         super().__init__(f"{engine}: {message}")
 
 
+class TableNotFound(QueryError):
+    """A statement named a table the engine does not have."""
+
+    def __init__(self, engine: str, message: str, sql: str, table: str) -> None:
+        self.table = table
+        super().__init__(engine, message, sql)
+
+
+class ColumnNotFound(QueryError):
+    """A statement named a column that is not among those in scope."""
+
+    def __init__(self, engine: str, message: str, sql: str, column: str) -> None:
+        self.column = column
+        super().__init__(engine, message, sql)
+
+
 class ModelExists(SqlmlError, ValueError):
     """CREATE MODEL named a model that already exists."""
 

@@ -287,3 +287,18 @@ def test_datafusion_sql_around_predict(catalog_uri: str, tmp_path: Path) -> None
     first = result["s"].to_pylist()[0]["p"]
     assert result["text"].to_pylist()[0] == str(first)
     assert evaluated["rows"][0].as_py() > 0
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engines_raise_typed_errors_naming_what_is_missing(name: str) -> None:
+    from sqlml.errors import ColumnNotFound, TableNotFound
+
+    with get_engine(name) as engine:
+        engine.register("t", pa.table({"a": [1, 2]}))
+        with pytest.raises(TableNotFound) as table:
+            engine.execute("SELECT * FROM no_such_table")
+        assert table.value.table == "no_such_table"
+        with pytest.raises(ColumnNotFound) as column:
+            engine.execute("SELECT no_such_column FROM t")
+        assert column.value.column == "no_such_column"
+        assert column.value.engine == name

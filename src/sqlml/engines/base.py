@@ -123,11 +123,15 @@ class Engine(Closing, abc.ABC):
 
     def missing_column(self, error: QueryError) -> str | None:
         """The column an error says was not found, if it says so."""
-        return None
+        from sqlml.errors import ColumnNotFound
+
+        return error.column if isinstance(error, ColumnNotFound) else None
 
     def missing_table(self, error: QueryError) -> str | None:
         """The table an error says does not exist, if it says so."""
-        return None
+        from sqlml.errors import TableNotFound
+
+        return error.table if isinstance(error, TableNotFound) else None
 
     def register_stream(
         self, schema: str, table: str, data: pa.RecordBatchReader | pa.Table

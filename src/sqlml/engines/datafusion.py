@@ -25,7 +25,14 @@ import datafusion
 import pyarrow as pa
 
 from sqlml.engines.base import Engine, ModelLoader
-from sqlml.errors import ConfigError, FeatureTypeMismatch, QueryError, SqlmlError
+from sqlml.errors import (
+    ColumnNotFound,
+    ConfigError,
+    FeatureTypeMismatch,
+    QueryError,
+    SqlmlError,
+    TableNotFound,
+)
 from sqlml.udfs import preprocess
 
 if TYPE_CHECKING:
@@ -167,7 +174,7 @@ class DataFusionEngine(Engine):
         if cause is not None:
             return cause
         message = str(exc)
-        return self._type_mismatch(message) or QueryError(self.name, message, sql)
+        return self._type_mismatch(message) or _query_error(message, sql)
 
     def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
         # DataFusion runs the plan as the stream is read (its Arrow C stream export).
@@ -184,14 +191,6 @@ class DataFusionEngine(Engine):
             raise self._error(exc, sql) from exc
         finally:
             reader.close()
-
-    def missing_table(self, error: QueryError) -> str | None:
-        # DataFusion's planner says: table 'datafusion.public.x' not found
-        _, sep, rest = error.message.partition("table '")
-        if not sep:
-            return None
-        name, sep, tail = rest.partition("'")
-        return name.rsplit(".", 1)[-1] if sep and tail.startswith(" not found") else None
 
     def register(self, name: str, data: object) -> None:
         table = _to_arrow(data)
@@ -298,14 +297,6 @@ class DataFusionEngine(Engine):
             if preprocess.kind_of(f.arrow_type) == preprocess.CATEGORY
         )
 
-    def missing_column(self, error: QueryError) -> str | None:
-        # DataFusion says: Schema error: No field named x3. / No field named t."X3".
-        _, sep, rest = error.message.partition("No field named ")
-        if not sep:
-            return None
-        name = rest.split("\n", 1)[0].removesuffix(".").split(". ", 1)[0]
-        return name.rsplit(".", 1)[-1].strip('"') or None
-
     def _type_mismatch(self, message: str) -> FeatureTypeMismatch | None:
         """The feature a "Failed to coerce arguments" planning error is about, if it is
         about a bound function: the first argument whose type is not of its kind."""
@@ -392,3 +383,18 @@ def open_engine(database: str | None = None) -> DataFusionEngine:
             "CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION '...' instead",
         )
     return DataFusionEngine()
+
+
+def _query_error(message: str, sql: str) -> QueryError:
+    """A failed statement's error, typed when DataFusion's message says what is missing."""
+    # The planner says: table 'datafusion.public.x' not found
+    _, sep, rest = message.partition("table '")
+    name, quote, tail = rest.partition("'")
+    if sep and quote and tail.startswith(" not found"):
+        return TableNotFound("datafusion", message, sql, name.rsplit(".", 1)[-1])
+    # Schema error: No field named x3. / No field named t."X3".
+    _, sep, rest = message.partition("No field named ")
+    column = rest.split("\n", 1)[0].removesuffix(".").split(". ", 1)[0].rsplit(".", 1)[-1]
+    if sep and column.strip('"'):
+        return ColumnNotFound("datafusion", message, sql, column.strip('"'))
+    return QueryError("datafusion", message, sql)

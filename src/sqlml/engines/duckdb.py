@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from sqlml.engines.base import Engine, ModelLoader
-from sqlml.errors import QueryError, SqlmlError
+from sqlml.errors import ColumnNotFound, QueryError, SqlmlError, TableNotFound
 
 if TYPE_CHECKING:
     from sqlml.catalog import Catalog
@@ -133,15 +133,7 @@ class DuckDBEngine(Engine):
         """The sqlml error for a failed statement: a UDF's own error, else a QueryError."""
         with self._failure_lock:
             cause = self._failure
-        return cause if cause is not None else QueryError(self.name, str(exc), sql)
-
-    def missing_table(self, error: QueryError) -> str | None:
-        # DuckDB's catalog says: Table with name x does not exist!
-        _, sep, rest = error.message.partition("Table with name ")
-        if not sep:
-            return None
-        table, sep, _ = rest.partition(" does not exist")
-        return table if sep else None
+        return cause if cause is not None else _query_error(str(exc), sql)
 
     def register(self, name: str, data: object) -> None:
         try:
@@ -157,14 +149,6 @@ class DuckDBEngine(Engine):
             self.con.register(name, reader(os.fspath(path)))
         except duckdb.Error as exc:
             raise QueryError(self.name, f"cannot read {format} {path}: {exc}") from exc
-
-    def missing_column(self, error: QueryError) -> str | None:
-        # DuckDB's binder says: Referenced column "x" not found in FROM clause!
-        head, sep, rest = error.message.partition('Referenced column "')
-        if not sep or "Binder Error" not in head:
-            return None
-        column, sep, _ = rest.partition('" not found')
-        return column if sep else None
 
     def unregister(self, name: str) -> None:
         self.con.unregister(name)
@@ -299,3 +283,18 @@ def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> DuckDBEngine:
     engine = DuckDBEngine(connection=con)
     engine.install(ModelCache(catalog).get)
     return engine
+
+
+def _query_error(message: str, sql: str) -> QueryError:
+    """A failed statement's error, typed when DuckDB's message says what is missing."""
+    # The catalog says: Table with name x does not exist!
+    _, sep, rest = message.partition("Table with name ")
+    table, found, _ = rest.partition(" does not exist")
+    if sep and found:
+        return TableNotFound("duckdb", message, sql, table)
+    # The binder says: Referenced column "x" not found in FROM clause!
+    head, sep, rest = message.partition('Referenced column "')
+    column, found, _ = rest.partition('" not found')
+    if sep and found and "Binder Error" in head:
+        return ColumnNotFound("duckdb", message, sql, column)
+    return QueryError("duckdb", message, sql)
