@@ -41,7 +41,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from sqlml.catalog import Catalog, open_catalog
 from sqlml.config import load_settings
 from sqlml.engines.duckdb import PREDICTION_TYPES, DuckDBEngine, install
-from sqlml.session import ModelCache
+from sqlml.models import ModelCache
 from sqlml.sql import frontend
 
 

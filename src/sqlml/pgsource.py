@@ -2,18 +2,15 @@
 results written back with ADBC ingest.
 
 A :class:`PostgresSource` is one attached schema (``Session.attach_postgres``). Before each
-statement the session asks :func:`referenced_tables` which ``<alias>.<table>`` names the
-statement reads, and hands the engine a fresh stream for each (a RecordBatchReader is
-single-use), so every statement sees the table as it is when the statement starts.
-
->>> referenced_tables("SELECT * FROM pg.a JOIN pg.b USING (id) JOIN other.c USING (id)", "pg")
-Counter({'a': 1, 'b': 1})
+statement the session asks :func:`sqlml.sql.references.referenced_tables` which
+``<alias>.<table>`` names the statement reads, and hands the engine a fresh stream for each
+(a RecordBatchReader is single-use), so every statement sees the table as it is when the
+statement starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Literal, cast, get_args
@@ -24,12 +21,9 @@ import adbc_driver_postgresql.dbapi as pgdb
 import psycopg.conninfo
 import pyarrow as pa
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from sqlml.catalog import postgres
-from sqlml.errors import SourceError, SourceTableNotFound, SourceUnavailable, SqlmlError
-from sqlml.sql.dialect import SqlmlEvaluate
-from sqlml.sql.dialects import engine_dialect
+from sqlml.errors import SourceError, SourceTableNotFound, SourceUnavailable
 
 if TYPE_CHECKING:
     from adbc_driver_manager.dbapi import Connection
@@ -45,42 +39,6 @@ CONNECT_TIMEOUT = 10
 #: ``numeric`` becomes a float (a feature, not a category); other opaque types (enums,
 #: extension types) become text.
 _OPAQUE_CASTS = {"numeric": "DOUBLE PRECISION"}
-
-
-# --------------------------------------------------------------------------- statements
-
-
-def referenced_tables(sql: str, alias: str, dialect: str = "duckdb") -> Counter[str]:
-    """How many times a statement names each ``alias.<table>``, by table name as written.
-
-    Tables are found with sqlglot (``exp.Table`` nodes whose schema is ``alias``), including
-    the queries given to ``evaluate('model', '<query>')``. A statement sqlglot cannot parse
-    yields nothing; the engine then reports what it cannot resolve.
-
-    Args:
-        sql: one statement (sqlml or engine SQL).
-        alias: the attached source's alias, e.g. ``pg``; compared case-insensitively.
-        dialect: the engine's sqlglot dialect.
-    """
-    try:
-        trees = engine_dialect(dialect)().parse(sql)
-    except (SqlglotError, SqlmlError):  # the front end reports malformed sqlml
-        return Counter()
-    found: Counter[str] = Counter()
-    wanted = alias.casefold()
-    for tree in trees:
-        if tree is None:
-            continue
-        for table in tree.find_all(exp.Table):
-            if (
-                isinstance(table.this, exp.Identifier)
-                and not table.catalog
-                and table.db.casefold() == wanted
-            ):
-                found[table.name] += 1
-        for call in tree.find_all(SqlmlEvaluate):
-            found.update(referenced_tables(str(call.expression.this), alias, dialect))
-    return found
 
 
 # --------------------------------------------------------------------------- connections

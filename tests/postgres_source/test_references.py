@@ -7,7 +7,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from sqlml.pgsource import referenced_tables, select_sql
+from sqlml.pgsource import select_sql
+from sqlml.sql.references import referenced_tables
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from sqlml.catalog import ModelVersion
+    from sqlml.engines.binding import Binding
     from sqlml.errors import QueryError
     from sqlml.udfs.predict import LoadedModel
+
+#: The kinds of prediction call.
+PredictKind = Literal["predict", "predict_proba"]
 
 #: Finds the loaded model for a reference (``name``, ``name@3``, ``name@alias``).
 ModelLoader = Callable[[str], "LoadedModel"]
@@ -100,6 +104,11 @@ class Engine(Closing, abc.ABC):
     def install(self, loader: ModelLoader) -> None:
         """Install ``predict`` and ``predict_proba`` in their native, untyped form; they
         find models through ``loader``."""
+
+    @abc.abstractmethod
+    def bind_predict(self, version: ModelVersion, model: LoadedModel, kind: PredictKind) -> Binding:
+        """How a ``predict``/``predict_proba`` call of ``version`` is written for this
+        engine (creating the function it calls on first use)."""
 
     @abc.abstractmethod
     def predict_function(self, output_type: pa.DataType, proba: bool = False) -> str:

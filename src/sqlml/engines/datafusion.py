@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import datafusion
 import pyarrow as pa
 
-from sqlml.engines.base import Engine, ModelLoader
+from sqlml.engines.base import Engine, ModelLoader, PredictKind
+from sqlml.engines.binding import Binding, argument_call, probe
 from sqlml.errors import (
     ColumnNotFound,
     ConfigError,
@@ -251,6 +252,15 @@ class DataFusionEngine(Engine):
             "DataFusion's functions have exact signatures; bind one per model version "
             "with version_function()"
         )
+
+    def bind_predict(self, version: ModelVersion, model: LoadedModel, kind: PredictKind) -> Binding:
+        """A function bound to the version, called with one argument per feature in
+        signature order, then ``arrow_typeof(<column>)`` of each text feature: DataFusion
+        casts any column to Utf8 for a text argument, so the function checks the real type
+        itself."""
+        function = self.version_function(version, model, proba=kind == "predict_proba")
+        names = tuple(feature.name for feature in model.features)
+        return argument_call(function, version.ref, names, probe, self.type_probes(model))
 
     def version_function(
         self, version: ModelVersion, model: LoadedModel, proba: bool = False

@@ -12,11 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
-from sqlml.engines.base import Engine, ModelLoader
+from sqlml.engines.base import Engine, ModelLoader, PredictKind
+from sqlml.engines.binding import Binding, struct_call
 from sqlml.errors import ColumnNotFound, QueryError, SqlmlError, TableNotFound
 
 if TYPE_CHECKING:
-    from sqlml.catalog import Catalog
+    from sqlml.catalog import Catalog, ModelVersion
+    from sqlml.udfs.predict import LoadedModel
 
 #: DuckDB's names for the Arrow types a prediction can have.
 _DUCKDB_TYPES = {
@@ -200,7 +202,15 @@ class DuckDBEngine(Engine):
         self._create("predict", "VARIANT", proba=False)
         self._create("predict_proba", _PROBA_TYPE, proba=True)
 
+    def bind_predict(self, version: ModelVersion, model: LoadedModel, kind: PredictKind) -> Binding:
+        """``__sqlml_predict_<type>('name@v', {feature: value, ...})``: one function per
+        output type finds the model by its reference."""
+        function = self.predict_function(model.output_type, proba=kind == "predict_proba")
+        return struct_call(function, version.ref, version.feature_names)
+
     def predict_function(self, output_type: pa.DataType, proba: bool = False) -> str:
+        """The name of the prediction function returning ``output_type`` (created on first
+        use), called as ``function('name@3', <struct of the features>)``."""
         return_type = _PROBA_TYPE if proba else duckdb_type(output_type)
         name = "__sqlml_predict_proba" if proba else f"__sqlml_predict_{return_type.lower()}"
         if name not in self._functions:
@@ -278,7 +288,7 @@ def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> DuckDBEngine:
     Returns:
         The engine wrapping ``con``; keep it alive as long as the connection is used.
     """
-    from sqlml.session import ModelCache
+    from sqlml.models import ModelCache
 
     engine = DuckDBEngine(connection=con)
     engine.install(ModelCache(catalog).get)
