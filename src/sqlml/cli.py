@@ -146,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve grpc+tls")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--ticket-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a query result waits to be fetched (default 300)",
+    )
+    serve.add_argument(
+        "--prepared-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="seconds an unused prepared statement is kept (default 3600)",
+    )
+    serve.add_argument(
+        "--session-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="seconds an idle client session (and its token) is kept (default 3600)",
+    )
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -253,6 +271,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         metrics_port=args.metrics_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        ticket_ttl=args.ticket_ttl,
+        prepared_ttl=args.prepared_ttl,
+        session_ttl=args.session_ttl,
     )
 
 

@@ -13,8 +13,8 @@ import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
 
-from sqlml.server import flight as server_flight
 from sqlml.server import protocol as pb
+from sqlml.server import schemas
 
 from .conftest import PASSWORD, USER, Server, adbc, query, start_server, stop_server
 
@@ -75,11 +75,11 @@ def test_get_schema_of_prepared_and_metadata_commands(raw: Raw) -> None:
     assert raw.schema(command) == dataset
     assert raw.fetch(command)[0] == dataset
     for message, expected in [
-        (pb.CommandGetTables(include_schema=True), server_flight.TABLES_WITH_SCHEMA_SCHEMA),
-        (pb.CommandGetTables(), server_flight.TABLES_SCHEMA),
-        (pb.CommandGetCatalogs(), server_flight.CATALOGS_SCHEMA),
-        (pb.CommandGetSqlInfo(), server_flight.SQL_INFO_SCHEMA),
-        (pb.CommandGetXdbcTypeInfo(), server_flight.XDBC_TYPE_INFO_SCHEMA),
+        (pb.CommandGetTables(include_schema=True), schemas.TABLES_WITH_SCHEMA_SCHEMA),
+        (pb.CommandGetTables(), schemas.TABLES_SCHEMA),
+        (pb.CommandGetCatalogs(), schemas.CATALOGS_SCHEMA),
+        (pb.CommandGetSqlInfo(), schemas.SQL_INFO_SCHEMA),
+        (pb.CommandGetXdbcTypeInfo(), schemas.XDBC_TYPE_INFO_SCHEMA),
     ]:
         assert raw.schema(message) == expected
         assert raw.fetch(message)[0] == expected
@@ -87,15 +87,15 @@ def test_get_schema_of_prepared_and_metadata_commands(raw: Raw) -> None:
 
 def test_xdbc_type_info_and_empty_keys(raw: Raw) -> None:
     schema, types = raw.fetch(pb.CommandGetXdbcTypeInfo())
-    assert schema == types.schema == server_flight.XDBC_TYPE_INFO_SCHEMA
+    assert schema == types.schema == schemas.XDBC_TYPE_INFO_SCHEMA
     assert {"BIGINT", "DOUBLE", "VARCHAR", "BOOLEAN", "DATE"} <= set(types["type_name"].to_pylist())
     _, bigint = raw.fetch(pb.CommandGetXdbcTypeInfo(data_type=-5))
     assert bigint["type_name"].to_pylist() == ["BIGINT"]
     for message, expected in [
-        (pb.CommandGetPrimaryKeys(table="t"), server_flight.PRIMARY_KEYS_SCHEMA),
-        (pb.CommandGetExportedKeys(table="t"), server_flight.KEYS_SCHEMA),
-        (pb.CommandGetImportedKeys(table="t"), server_flight.KEYS_SCHEMA),
-        (pb.CommandGetCrossReference(pk_table="a", fk_table="b"), server_flight.KEYS_SCHEMA),
+        (pb.CommandGetPrimaryKeys(table="t"), schemas.PRIMARY_KEYS_SCHEMA),
+        (pb.CommandGetExportedKeys(table="t"), schemas.KEYS_SCHEMA),
+        (pb.CommandGetImportedKeys(table="t"), schemas.KEYS_SCHEMA),
+        (pb.CommandGetCrossReference(pk_table="a", fk_table="b"), schemas.KEYS_SCHEMA),
     ]:
         schema, table = raw.fetch(message)
         assert schema == table.schema == expected
@@ -160,7 +160,11 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp,
         "--init",
         str(tmp / "init.sql"),
-        env={"SQLML_AUTH": "ann:one,bob:two", "SQLML_SERVE_TTL": "1"},
+        "--ticket-ttl",
+        "1",
+        "--prepared-ttl",
+        "1",
+        env={"SQLML_AUTH": "ann:one,bob:two"},
     )
     yield running
     stop_server(running)

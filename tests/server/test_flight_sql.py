@@ -79,7 +79,7 @@ def test_temp_table_is_per_connection(connect: Connect) -> None:
     ("sql", "status", "error", "text"),
     [
         ("SELECT predict('missing', *) FROM range(1)", 3, "ModelNotFound", "model 'missing'"),
-        ("SELECT * FROM no_such_table", 3, "QueryError", "no_such_table"),
+        ("SELECT * FROM no_such_table", 3, "TableNotFound", "no_such_table"),
         ("SELEKT 1", 5, "QueryError", "SELEKT"),
         (
             "CREATE MODEL m OPTIONS (task = 'nonsense') AS SELECT 1 AS y",

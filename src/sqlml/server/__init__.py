@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 import os
@@ -18,7 +17,7 @@ from sqlml.config import Settings
 from sqlml.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sqlml.server.flight import SqlmlFlightServer
+    from sqlml.server.rpc import SqlmlFlightServer
 
 log = logging.getLogger("sqlml.server")
 
@@ -87,10 +86,19 @@ def serve(
     metrics_port: int | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    ticket_ttl: float | None = None,
+    prepared_ttl: float | None = None,
+    session_ttl: float | None = None,
 ) -> int:
-    """Run the Flight SQL server until SIGTERM or Ctrl-C; returns the exit status."""
-    from sqlml.server.flight import ServerOptions, SqlmlFlightServer
+    """Run the Flight SQL server until SIGTERM or Ctrl-C; returns the exit status.
+
+    ``ticket_ttl``, ``prepared_ttl`` and ``session_ttl`` are the seconds a result waits for
+    its DoGet, an unused prepared statement is kept and an idle session is kept (``None``
+    for :class:`~sqlml.server.state.ServerOptions`'s defaults).
+    """
     from sqlml.server.metrics import Metrics
+    from sqlml.server.rpc import SqlmlFlightServer
+    from sqlml.server.state import PREPARED_TTL, SESSION_TTL, TICKET_TTL, ServerOptions
 
     users = parse_users(auth, os.environ.get("SQLML_AUTH"))
     if not users and not is_loopback(host):
@@ -106,10 +114,22 @@ def serve(
     tls = read_tls(tls_cert, tls_key)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = ServerOptions(settings.engine, settings.catalog, settings.database, init_sql)
-    ttl = os.environ.get("SQLML_SERVE_TTL")  # undocumented: short expiries for the tests
-    if ttl:
-        options = dataclasses.replace(options, ticket_ttl=float(ttl), prepared_ttl=float(ttl))
+    for flag, seconds in (
+        ("--ticket-ttl", ticket_ttl),
+        ("--prepared-ttl", prepared_ttl),
+        ("--session-ttl", session_ttl),
+    ):
+        if seconds is not None and not seconds > 0:
+            raise ConfigError(flag, f"expected a positive number of seconds, got {seconds}")
+    options = ServerOptions(
+        settings.engine,
+        settings.catalog,
+        settings.database,
+        init_sql,
+        ticket_ttl=TICKET_TTL if ticket_ttl is None else ticket_ttl,
+        prepared_ttl=PREPARED_TTL if prepared_ttl is None else prepared_ttl,
+        session_ttl=SESSION_TTL if session_ttl is None else session_ttl,
+    )
     bind = f"[{host}]" if ":" in host else host
     scheme = "grpc+tls" if tls else "grpc"
     metrics = Metrics() if metrics_port is not None else None

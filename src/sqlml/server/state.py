@@ -1,0 +1,329 @@
+"""Per-client state of the Flight SQL server: sessions, prepared statements, results.
+
+Each client gets its own :class:`~sqlml.session.Session` (its own engine connection, the
+shared catalog URI), so TEMP tables and registered data persist per client. A client is
+identified by its bearer token when authentication is on, else by its gRPC peer.
+
+While a result is open the session is busy; a call that needs the session before the
+result is fetched reads the rest of that result into memory first. Results never fetched,
+prepared statements no longer used and idle sessions expire (:meth:`ServerState.sweep`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from sqlml.server.errors import NotFound, flight_errors
+from sqlml.server.metrics import Metrics
+from sqlml.session import Session, connect
+
+log = logging.getLogger("sqlml.server")
+
+#: How long a query result waits for its DoGet before it is dropped.
+TICKET_TTL = 300.0
+#: How long a prepared statement may stay unused before it is dropped.
+PREPARED_TTL = 3600.0
+#: How long a client session may stay idle before it (and its token) is closed.
+SESSION_TTL = 3600.0
+
+
+class Stream:
+    """A statement's result on its way to the client, read batch by batch.
+
+    While the reader is open it holds the client's session (the engine computes batches
+    as they are read); :meth:`detach` reads the rest into memory to free the session. Call
+    every method with the client's lock held.
+    """
+
+    def __init__(
+        self, reader: pa.RecordBatchReader, finish: Callable[[str, int], None] | None = None
+    ) -> None:
+        self.schema: pa.Schema = reader.schema
+        self.rows = 0
+        self._reader: pa.RecordBatchReader | None = reader
+        self._rest: deque[pa.RecordBatch] = deque()
+        self._error: Exception | None = None
+        self._finish = finish
+
+    @property
+    def open(self) -> bool:
+        """Whether the stream still holds its session."""
+        return self._reader is not None
+
+    def next(self) -> pa.RecordBatch | None:
+        """The next batch; None at the end."""
+        if self._rest:
+            batch = self._rest.popleft()
+        elif self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        elif self._reader is None:
+            return None
+        else:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                self.close()
+                return None
+        self.rows += batch.num_rows
+        return batch
+
+    def detach(self) -> None:
+        """Read the rest into memory (an error is kept for :meth:`next`); free the session."""
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return
+        try:
+            self._rest.extend(reader)
+        except Exception as exc:
+            self._error = exc
+        finally:
+            reader.close()
+
+    def close(self) -> None:
+        """Drop what is left; free the session."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        self._rest.clear()
+
+    def finish(self, status: str) -> None:
+        """Record the call (log line, metrics) once, with the rows sent."""
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish(status, self.rows)
+
+
+@dataclass
+class Prepared:
+    """A prepared statement: its query, and the parameters last bound to it."""
+
+    query: str
+    params: list[list[Any]] | None = None
+    last_used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Client:
+    """A client's session, prepared statements and session options."""
+
+    session: Session
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    last_used: float = field(default_factory=time.monotonic)
+    prepared: dict[bytes, Prepared] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    busy: Stream | None = None
+    """The result stream reading from the session now, if any."""
+
+    @contextmanager
+    def use(self) -> Iterator[Session]:
+        """The session, for this thread alone; a result still reading from it is read
+        into memory first."""
+        with self.lock:
+            if self.busy is not None:
+                self.busy.detach()
+                self.busy = None
+            self.last_used = time.monotonic()
+            with flight_errors():
+                yield self.session
+
+
+@dataclass
+class Result:
+    """A result waiting for client ``client``'s DoGet until ``expires``."""
+
+    client: str
+    stream: Stream
+    expires: float
+    owner: Client | None = None
+    """The client whose session the stream reads from (None for results in memory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """What each client session is opened with, and how long things are kept.
+
+    Attributes:
+        engine: the engine name; ``None`` for the settings' default.
+        catalog: the catalog URI, shared by every session.
+        database: the engine's database file; ``None`` for in memory.
+        init_sql: SQL run in each new session.
+        ticket_ttl: seconds a result waits for its DoGet.
+        prepared_ttl: seconds an unused prepared statement is kept.
+        session_ttl: seconds an idle client session (and its token) is kept.
+    """
+
+    engine: str | None = None
+    catalog: str | None = None
+    database: str | None = None
+    init_sql: str | None = None
+    ticket_ttl: float = TICKET_TTL
+    prepared_ttl: float = PREPARED_TTL
+    session_ttl: float = SESSION_TTL
+
+
+class ServerState:
+    """The server's clients and the results waiting for their DoGet.
+
+    Args:
+        options: how client sessions are opened, and how long things are kept.
+        metrics: where to record Prometheus metrics; ``None`` for none.
+        revoke: called with a client's key when its session is closed (its token goes).
+    """
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        metrics: Metrics | None = None,
+        revoke: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.metrics = metrics
+        self.stopping = threading.Event()
+        """Set when the server shuts down: every result stream ends at its next batch."""
+        self._revoke = revoke
+        self._clients: dict[str, Client] = {}
+        self._results: dict[bytes, Result] = {}
+        self._lock = threading.Lock()
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def client_key(self, context: Any) -> str:
+        """The key of the calling client: its token, else its gRPC peer."""
+        middleware = context.get_middleware("auth")
+        key = middleware.client if middleware is not None else None
+        return key if key is not None else f"peer:{context.peer()}"
+
+    def client(self, context: Any) -> tuple[str, Client]:
+        """The calling client's key and state; its session is opened on its first call."""
+        key = self.client_key(context)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            client = Client(self._open_session())
+            with self._lock:
+                existing = self._clients.setdefault(key, client)
+            if existing is not client:
+                client.session.close()
+                client = existing
+            else:
+                log.info("opened session for %s", key[:12])
+                self._count_sessions()
+        client.last_used = time.monotonic()
+        return key, client
+
+    def prepared(self, context: Any, handle: bytes) -> Prepared:
+        """The calling client's prepared statement ``handle``, marked as used now."""
+        _, client = self.client(context)
+        with client.lock:
+            prepared = client.prepared.get(handle)
+        if prepared is None:
+            raise NotFound("unknown or expired prepared statement; prepare it again")
+        prepared.last_used = time.monotonic()
+        return prepared
+
+    def _open_session(self) -> Session:
+        session = connect(self.options.engine, self.options.catalog, self.options.database)
+        if self.options.init_sql:
+            try:
+                session.sql(self.options.init_sql)
+            except BaseException:
+                session.close()
+                raise
+        return session
+
+    def _count_sessions(self) -> None:
+        if self.metrics is not None:
+            with self._lock:
+                count = len(self._clients)
+            self.metrics.sessions.set(count)
+
+    def close_client(self, key: str) -> bool:
+        """Close a client's session, its results and its token; whether it had one."""
+        with self._lock:
+            client = self._clients.pop(key, None)
+            handles = [h for h, r in self._results.items() if r.client == key]
+            results = [self._results.pop(h) for h in handles]
+        if self._revoke is not None:
+            self._revoke(key)
+        if client is None:
+            return False
+        with client.lock:
+            for result in results:
+                result.stream.close()
+                result.stream.finish("cancelled")
+            client.session.close()
+        self._count_sessions()
+        log.info("closed session for %s", key[:12])
+        return True
+
+    def close_sessions(self) -> None:
+        """Close every client session."""
+        with self._lock:
+            keys = list(self._clients)
+        for key in keys:
+            self.close_client(key)
+        self._count_sessions()
+
+    # --- results ----------------------------------------------------------------------------
+
+    def add_result(self, key: str, stream: Stream, owner: Client | None) -> bytes:
+        """Keep a result for client ``key``'s DoGet; the handle of its ticket."""
+        handle = secrets.token_bytes(16)
+        with self._lock:
+            expires = time.monotonic() + self.options.ticket_ttl
+            self._results[handle] = Result(key, stream, expires, owner)
+        return handle
+
+    def take_result(self, context: Any, handle: bytes) -> Result:
+        """The calling client's result ``handle``, no longer kept."""
+        key = self.client_key(context)
+        with self._lock:
+            result = self._results.get(handle)
+            if result is not None and result.client == key:
+                del self._results[handle]
+            else:
+                result = None
+        if result is None:
+            raise NotFound("unknown or expired ticket; run the statement again")
+        return result
+
+    def sweep(self, now: float | None = None) -> None:
+        """Drop results never fetched and prepared statements no longer used, and close
+        sessions idle for too long.
+
+        Args:
+            now: the :func:`time.monotonic` time to expire things at; ``None`` for now.
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            expired = [h for h, r in self._results.items() if r.expires < now]
+            stale = [self._results.pop(h) for h in expired]
+            idle = [
+                k for k, c in self._clients.items() if now - c.last_used > self.options.session_ttl
+            ]
+            clients = list(self._clients.values())
+        for result in stale:
+            lock = result.owner.lock if result.owner is not None else threading.RLock()
+            with lock:
+                result.stream.close()
+                if result.owner is not None and result.owner.busy is result.stream:
+                    result.owner.busy = None
+            result.stream.finish("expired")
+        for client in clients:
+            with client.lock:
+                for handle, prepared in list(client.prepared.items()):
+                    if now - prepared.last_used > self.options.prepared_ttl:
+                        del client.prepared[handle]
+        for key in idle:
+            self.close_client(key)
