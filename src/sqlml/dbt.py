@@ -40,6 +40,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 
 from sqlml.catalog import Catalog, open_catalog
 from sqlml.config import load_settings
+from sqlml.engines.binding import Binding
 from sqlml.engines.duckdb import PREDICTION_TYPES, DuckDBEngine, install
 from sqlml.models import ModelCache
 from sqlml.sql import frontend
@@ -101,11 +102,10 @@ class _Binder:
         """``sql`` with each predict/predict_proba call replaced by a typed one."""
         return frontend.rewrite_query(sql, self.bind, dialect=self.engine.SQLGLOT_DIALECT)
 
-    def bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
+    def bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> Binding:
         """The typed function, resolved version and features for one call."""
         version, model = self.models.bind(ref, kind)
-        function = self.engine.predict_function(model.output_type, kind == "predict_proba")
-        return frontend.Binding(function, version.ref, version.feature_names)
+        return self.engine.bind_predict(version, model, kind)
 
 
 def calls_predict(sql: str) -> bool:

@@ -11,7 +11,8 @@ import pytest
 
 import sqlml
 from sqlml.config import ENGINES
-from sqlml.engines import Engine, get_engine
+from sqlml.engines import get_engine
+from sqlml.engines.base import ServesQualifiedStreams
 from sqlml.session import Session
 
 ROWS = 3000
@@ -23,7 +24,7 @@ def _streams_supported(name: str) -> bool:
     except NotImplementedError:
         return False
     with engine:
-        return type(engine).register_stream is not Engine.register_stream
+        return isinstance(engine, ServesQualifiedStreams)
 
 
 def engine_params() -> list[object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -141,8 +143,32 @@ def test_unreachable_server_and_bad_credentials_hide_the_password(pg_uri: str) -
 
 
 def test_an_engine_without_streams_says_so(pg_uri: str) -> None:
-    class NoStreams(DuckDBEngine):
-        register_stream = Engine.register_stream
+    class NoStreams(Engine):
+        """DuckDB behind an engine without the ServesQualifiedStreams capability."""
+
+        name = "duckdb"
+        SQLGLOT_DIALECT = "duckdb"
+
+        def __init__(self) -> None:
+            self.inner = DuckDBEngine()
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            return self.inner.execute(sql, params)
+
+        def register(self, name: str, data: object) -> None:
+            self.inner.register(name, data)
+
+        def unregister(self, name: str) -> None:
+            self.inner.unregister(name)
+
+        def register_file(self, name: str, path: Any, format: Any) -> None:
+            self.inner.register_file(name, path, format)
+
+        def bind_predict(self, version: Any, model: Any, kind: Any) -> Any:
+            return self.inner.bind_predict(version, model, kind)
+
+        def close(self) -> None:
+            self.inner.close()
 
     with Session(NoStreams(), sqlml.open_catalog("sqlite:///:memory:")) as session:
         session.attach_postgres(pg_uri)

@@ -195,13 +195,13 @@ def test_the_row_form_and_parameters_work_on_every_engine(session: Session) -> N
 
 
 def test_capabilities_are_declared() -> None:
+    from sqlml.engines.base import HasNativePredict, ServesQualifiedStreams
     from sqlml.engines.duckdb import DuckDBEngine
 
-    assert DuckDBEngine.HAS_NATIVE_PREDICT
-    assert not DuckDBEngine.EXACT_FUNCTION_SIGNATURES
-    assert not DataFusionEngine.HAS_NATIVE_PREDICT
-    assert DataFusionEngine.EXACT_FUNCTION_SIGNATURES
-    assert DataFusionEngine.SUPPORTS_PYTHON_TABLE_FUNCTIONS
+    assert issubclass(DuckDBEngine, HasNativePredict)
+    assert not issubclass(DataFusionEngine, HasNativePredict)
+    assert issubclass(DuckDBEngine, ServesQualifiedStreams)
+    assert issubclass(DataFusionEngine, ServesQualifiedStreams)
     assert issubclass(DataFusionEngine, Engine)
 
 

@@ -15,8 +15,9 @@ import pyarrow.compute as pc
 import pytest
 
 from sqlml.catalog.entities import ModelRef
+from sqlml.engines.binding import Binding, argument_call, struct_call
 from sqlml.errors import FeatureMissing
-from sqlml.sql import Binding, TableFunctionCall, replace_table_functions, rewrite_query
+from sqlml.sql import TableFunctionCall, replace_table_functions, rewrite_query
 
 FEATURES = {"churn": ("age", "Income Level", "plan"), "tiny": ("age",)}
 LATEST = {"churn": 2, "tiny": 1}
@@ -46,7 +47,7 @@ class FakeCatalog:
         version = (
             model.version or ALIASES.get((model.name, model.alias or "")) or LATEST[model.name]
         )
-        return Binding(f"sqlml_{kind}", f"{model.name}@{version}", FEATURES[model.name])
+        return struct_call(f"sqlml_{kind}", f"{model.name}@{version}", FEATURES[model.name])
 
 
 @pytest.fixture
@@ -308,7 +309,7 @@ def test_rewrite_query_can_replace_table_functions_too(bind: FakeCatalog) -> Non
 
 def test_offsets_are_characters_not_bytes() -> None:
     def bind(ref: str, kind: str) -> Binding:
-        return Binding("f", ref, ("näme",))
+        return struct_call("f", ref, ("näme",))
 
     sql = "SELECT 'héllo 😀' AS \"naïve\", predict('m', *) FROM t -- ü"
     assert rewrite_query(sql, bind) == (
@@ -318,14 +319,14 @@ def test_offsets_are_characters_not_bytes() -> None:
 
 def test_datafusion_calls_a_version_function_with_the_features_as_arguments() -> None:
     def bind(ref: str, kind: Literal["predict", "predict_proba"]) -> Binding:
-        return Binding(f"f_{kind}_2", "churn@2", FEATURES["churn"], arguments="features")
+        return argument_call(f"f_{kind}_2", "churn@2", FEATURES["churn"])
 
     sql = "SELECT id, predict('churn', c) AS p FROM customers c WHERE predict_proba('churn', *) > 0"
     assert rewrite_query(sql, bind, dialect="datafusion") == (
         'SELECT id, f_predict_2(c."age", c."Income Level", c."plan") AS p '
         'FROM customers c WHERE f_predict_proba_2("age", "Income Level", "plan") > 0'
     )
-    struct = Binding("f", "churn@2", ("age", "plan"))
+    struct = struct_call("f", "churn@2", ("age", "plan"))
     assert rewrite_query(
         "SELECT predict('churn', age, plan) FROM t", lambda ref, kind: struct, dialect="datafusion"
     ) == ("SELECT f('churn@2', named_struct('age', age, 'plan', plan)) FROM t")

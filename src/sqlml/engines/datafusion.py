@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import datafusion
 import pyarrow as pa
 
-from sqlml.engines.base import Engine, ModelLoader, PredictKind
+from sqlml.engines.base import Engine, PredictKind, ServesQualifiedStreams
 from sqlml.engines.binding import Binding, argument_call, probe
 from sqlml.errors import (
     ColumnNotFound,
@@ -112,7 +112,7 @@ class _Bound:
         self.features = features
 
 
-class DataFusionEngine(Engine):
+class DataFusionEngine(Engine, ServesQualifiedStreams):
     """DataFusion through its Python API; one ``SessionContext`` per engine object.
 
     Data lives in memory (registered Arrow data, ``CREATE TABLE``) or in files that
@@ -126,16 +126,9 @@ class DataFusionEngine(Engine):
 
     name: ClassVar[str] = "datafusion"
     SQLGLOT_DIALECT: ClassVar[str] = "datafusion"
-    SUPPORTS_PYTHON_TABLE_FUNCTIONS: ClassVar[bool] = True
-    """DataFusion registers Python table functions, but they receive only literals and
-    must not call back into the session (DataFusion panics: a runtime within a runtime), so
-    evaluate() and feature_importance() are still computed by the session and registered."""
-    EXACT_FUNCTION_SIGNATURES: ClassVar[bool] = True
-    """Python functions take exactly the declared argument types: the session binds a
-    function per model version."""
-    HAS_NATIVE_PREDICT: ClassVar[bool] = False
-    """Without untyped functions there is no native ``predict('m', t)``: predict goes
-    through the front end."""
+    # Python functions take exactly the declared argument types (no untyped native
+    # ``predict('m', t)``, so predict goes through the front end): calls bind a function
+    # per model version (:meth:`bind_predict`).
 
     def __init__(self, *, batch_size: int = BATCH_SIZE) -> None:
         config = (
@@ -145,7 +138,6 @@ class DataFusionEngine(Engine):
         )
         self.ctx = datafusion.SessionContext(config)
         self.batch_size = batch_size
-        self._loader: ModelLoader | None = None
         self._bound: dict[str, _Bound] = {}
         self._lock = threading.Lock()
         self._failure: SqlmlError | None = None
@@ -241,17 +233,6 @@ class DataFusionEngine(Engine):
         """Registering a name again replaces the relation, as in DuckDB."""
         if self.ctx.table_exist(name):
             self.ctx.deregister_table(name)
-
-    def install(self, loader: ModelLoader) -> None:
-        """Keep ``loader``; DataFusion has no untyped native ``predict`` to install (see
-        :attr:`HAS_NATIVE_PREDICT`)."""
-        self._loader = loader
-
-    def predict_function(self, output_type: pa.DataType, proba: bool = False) -> str:
-        raise NotImplementedError(
-            "DataFusion's functions have exact signatures; bind one per model version "
-            "with version_function()"
-        )
 
     def bind_predict(self, version: ModelVersion, model: LoadedModel, kind: PredictKind) -> Binding:
         """A function bound to the version, called with one argument per feature in

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
-from sqlml.engines.base import Engine, ModelLoader, PredictKind
+from sqlml.engines.base import (
+    Engine,
+    HasNativePredict,
+    ModelLoader,
+    PredictKind,
+    ServesQualifiedStreams,
+)
 from sqlml.engines.binding import Binding, struct_call
 from sqlml.errors import ColumnNotFound, QueryError, SqlmlError, TableNotFound
 
@@ -63,7 +69,7 @@ def duckdb_type(type_: pa.DataType) -> str:
         raise QueryError("duckdb", f"predictions of type {type_} are not supported") from None
 
 
-class DuckDBEngine(Engine):
+class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams):
     """DuckDB through its Python API; one connection per engine object.
 
     A DuckDB connection serves one call at a time; open one engine per client session.
@@ -71,12 +77,6 @@ class DuckDBEngine(Engine):
 
     name: ClassVar[str] = "duckdb"
     SQLGLOT_DIALECT: ClassVar[str] = "duckdb"
-    SUPPORTS_PYTHON_TABLE_FUNCTIONS: ClassVar[bool] = False
-    """DuckDB's Python API cannot register table functions."""
-    EXACT_FUNCTION_SIGNATURES: ClassVar[bool] = False
-    """``create_function(parameters=None)`` takes any arguments, including the row struct."""
-    HAS_NATIVE_PREDICT: ClassVar[bool] = True
-    """:func:`install` gives a plain connection ``predict('m', t)``."""
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from sqlml._closing import Closing
 from sqlml.catalog import Catalog, CompiledKind, open_catalog
 from sqlml.config import check_predict_path, load_settings
 from sqlml.engines import Engine, get_engine
+from sqlml.engines.base import HasNativePredict
 from sqlml.errors import SqlmlError
 from sqlml.models import ModelCache
 from sqlml.session.planner import PredictPlan, PredictPlanner, Relation, StatementState, explain
@@ -109,7 +110,8 @@ class Session(Closing):
         # The last statement's state: what the engine's loader serves while it runs (a
         # stream runs after sql_reader returns) and what :attr:`plan` shows after it.
         self._statement = StatementState(self.predict_path)
-        engine.install(self._load)
+        if isinstance(engine, HasNativePredict):
+            engine.install(self._load)
 
     @property
     def plan(self) -> list[PredictPlan]:

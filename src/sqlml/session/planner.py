@@ -19,8 +19,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlml.catalog import ModelVersion
-from sqlml.engines import Engine
-from sqlml.errors import CompileNotSupported, FeatureMissing, QueryError
+from sqlml.engines import Engine, binding
+from sqlml.errors import ColumnNotFound, CompileNotSupported, FeatureMissing, QueryError
 from sqlml.models import ModelCache
 from sqlml.sql import frontend
 from sqlml.udfs.predict import LoadedModel
@@ -90,7 +90,7 @@ class RewrittenQuery:
     """
 
     sql: str
-    bound: Sequence[frontend.Binding]
+    bound: Sequence[binding.Binding]
     registered: Sequence[str]
 
 
@@ -150,7 +150,7 @@ class PredictPlanner:
         """A query rewritten for the engine, its calls bound into ``state``; the relations
         of its evaluate() and feature_importance() calls are registered until exit."""
         registered: list[str] = []
-        bound: list[frontend.Binding] = []
+        bound: list[binding.Binding] = []
 
         def table_function(call: frontend.TableFunctionCall) -> str:
             name = f"__sqlml_{call.function}_{next(self._names)}"
@@ -158,7 +158,7 @@ class PredictPlanner:
             registered.append(name)
             return name
 
-        def bind(ref: str, kind: Literal["predict", "predict_proba"]) -> frontend.Binding:
+        def bind(ref: str, kind: Literal["predict", "predict_proba"]) -> binding.Binding:
             bound.append(self.bind(state, ref, kind))
             return bound[-1]
 
@@ -172,7 +172,7 @@ class PredictPlanner:
                 self.engine.unregister(name)
 
     def falls_back(
-        self, state: StatementState, exc: QueryError, bound: Sequence[frontend.Binding]
+        self, state: StatementState, exc: QueryError, bound: Sequence[binding.Binding]
     ) -> bool:
         """Whether to run a query the engine refused again with the prediction function
         instead of compiled SQL: under ``auto``, when a call was inlined. The function then
@@ -181,7 +181,7 @@ class PredictPlanner:
 
         When it does, ``state`` records why and forgets the refused plan, so the retry
         plans each call afresh (and EXPLAIN shows one row per call)."""
-        if state.predict_path != "auto" or all(binding.inline is None for binding in bound):
+        if state.predict_path != "auto" or not any(bound_call.inlined for bound_call in bound):
             return False
         log.info("compiled predict SQL failed, running the prediction function: %s", exc)
         state.fallback = str(exc).splitlines()[0]
@@ -189,38 +189,30 @@ class PredictPlanner:
         return True
 
     def feature_missing(
-        self, exc: QueryError, bound: Sequence[frontend.Binding]
+        self, exc: QueryError, bound: Sequence[binding.Binding]
     ) -> FeatureMissing | None:
         """A feature that is not among the columns in scope fails in the engine's binder:
         the error naming it, when ``exc`` is that."""
-        column = self.engine.missing_column(exc)
-        for binding in bound:
-            if column is not None and column.lower() in map(str.lower, binding.features):
-                return FeatureMissing(binding.ref, column)
+        if not isinstance(exc, ColumnNotFound):
+            return None
+        for bound_call in bound:
+            if exc.column.lower() in map(str.lower, bound_call.features):
+                return FeatureMissing(bound_call.ref, exc.column)
         return None
 
     def bind(
         self, state: StatementState, ref: str, kind: Literal["predict", "predict_proba"]
-    ) -> frontend.Binding:
+    ) -> binding.Binding:
         """Bind one call: pin its model in ``state``, choose and record its path."""
         version, model = self.models.bind(ref, kind)
         state.pinned[version.ref] = model
-        proba = kind == "predict_proba"
         inline, reason = self.inline(state, version, model, kind)
         state.plan.append(
             PredictPlan(kind, version.ref, "udf" if inline is None else "sql", reason)
         )
         if inline is not None:
-            return frontend.Binding("", version.ref, version.feature_names, inline=inline)
-        if self.engine.EXACT_FUNCTION_SIGNATURES:
-            function = self.engine.version_function(version, model, proba=proba)
-            names = tuple(feature.name for feature in model.features)
-            probes = self.engine.type_probes(model)
-            return frontend.Binding(
-                function, version.ref, names, arguments="features", type_probes=probes
-            )
-        function = self.engine.predict_function(model.output_type, proba=proba)
-        return frontend.Binding(function, version.ref, version.feature_names)
+            return binding.inline(version.ref, version.feature_names, inline)
+        return self.engine.bind_predict(version, model, kind)
 
     def inline(
         self, state: StatementState, version: ModelVersion, model: LoadedModel, kind: str

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from sqlml.engines.binding import Binding
 from sqlml.sql.dialect import Sqlml
 from sqlml.sql.frontend import (
     Bind,
-    Binding,
     CreateModelStatement,
     DeployModelStatement,
     DescribeModelStatement,

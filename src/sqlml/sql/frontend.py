@@ -6,7 +6,8 @@ rest of a statement reaches the engine byte for byte.
 
 >>> parse_statement("DROP MODEL churn VERSION 2")
 DropModelStatement(name='churn', version=2, if_exists=False)
->>> bind = lambda ref, kind: Binding("sqlml_predict", "churn@3", ("age", "plan"))
+>>> from sqlml.engines.binding import struct_call
+>>> bind = lambda ref, kind: struct_call("sqlml_predict", "churn@3", ("age", "plan"))
 >>> print(rewrite_query("SELECT id, predict('churn', *) FROM t", bind))
 SELECT id, sqlml_predict('churn@3', {'age': "age", 'plan': "plan"}) FROM t
 """
@@ -22,6 +23,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml.catalog.entities import ModelRef
+from sqlml.engines.binding import Binding
 from sqlml.errors import FeatureMissing, SqlSyntaxError
 from sqlml.sql.dialect import (
     END_META_KEY,
@@ -122,35 +124,6 @@ Statement = (
     | DeployModelStatement
     | QueryStatement
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """How one ``predict``/``predict_proba`` call is run, as the caller resolved it.
-
-    Attributes:
-        function: the engine function to call.
-        ref: the resolved reference, e.g. ``'churn@3'``.
-        features: the model's feature names, in signature order.
-        arguments: how the function is called: ``"struct"`` as
-            ``function('churn@3', <struct of the features>)`` (engines whose functions
-            take any arguments), ``"features"`` as ``function(<feature>, ...)``, one
-            argument per feature in signature order (a function bound to that version,
-            for engines whose functions have exact signatures).
-        type_probes: with ``"features"``, features whose column type the function is
-            also given, as ``arrow_typeof(<column>)`` arguments after the features, so it
-            can refuse a column the engine would silently cast.
-        inline: instead of a function call, this expression (the model compiled to SQL,
-            see :mod:`sqlml.sql.compile`) with each feature's column, unqualified, replaced
-            by the value the call takes for it; ``function`` is then unused.
-    """
-
-    function: str
-    ref: str
-    features: tuple[str, ...]
-    arguments: Literal["struct", "features"] = "struct"
-    type_probes: tuple[str, ...] = ()
-    inline: exp.Expr | None = None
 
 
 #: Resolves a model reference as written (``'churn'``, ``'churn@production'``) for a kind of call.
@@ -479,7 +452,8 @@ def _splice(sql: str, edits: Sequence[tuple[exp.Expr, str]]) -> str:
 
 
 def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
-    """``function('ref', {feature: column, ...})`` for a predict/predict_proba call."""
+    """A predict/predict_proba call as the engine writes it (see
+    :mod:`sqlml.engines.binding`), from the value the call takes for each feature."""
     features = {name.casefold() for name in binding.features}
     in_scope = _relations_in_scope(call)
     listed: dict[str, exp.Column] = {}
@@ -500,48 +474,19 @@ def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
         else:
             listed[arg.name.casefold()] = arg
 
-    fields = []
+    values: dict[str, exp.Expr] = {}
     for feature in binding.features:
-        value: exp.Expr
         if feature.casefold() in listed:
-            value = listed[feature.casefold()].copy()
+            values[feature] = listed[feature.casefold()].copy()
         elif sources and not (sources == [None] and feature.casefold() in excluded):
             qualifier = sources[0] if len(sources) == 1 else None  # several: let the engine
-            value = exp.column(
+            values[feature] = exp.column(
                 exp.to_identifier(feature, quoted=True),
                 table=None if qualifier is None else qualifier.copy(),
             )
         else:
             raise FeatureMissing(binding.ref, feature, [col.name for col in listed.values()])
-        fields.append(
-            exp.PropertyEQ(this=exp.to_identifier(feature, quoted=True), expression=value)
-        )
-    if binding.inline is not None:
-        return _inlined(
-            binding.inline, {field.name.casefold(): field.expression for field in fields}
-        )
-    if binding.arguments == "features":
-        arguments = [field.expression for field in fields]
-        probes = {name.casefold() for name in binding.type_probes}
-        arguments += [
-            exp.Anonymous(this="arrow_typeof", expressions=[field.expression.copy()])
-            for field in fields
-            if field.name.casefold() in probes
-        ]
-    else:
-        arguments = [exp.Literal.string(binding.ref), exp.Struct(expressions=fields)]
-    return exp.Anonymous(this=exp.to_identifier(binding.function), expressions=arguments)
-
-
-def _inlined(expression: exp.Expr, values: Mapping[str, exp.Expr]) -> exp.Expr:
-    """``expression`` with each unqualified column replaced by its value, in parentheses."""
-
-    def replace(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Column) and not node.table:
-            return values[node.name.casefold()].copy()
-        return node
-
-    return exp.Paren(this=expression.transform(replace))
+    return binding.write(values)
 
 
 def _relations_in_scope(node: exp.Expr) -> set[str]:
