@@ -26,12 +26,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/with-postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
 
-# Runs all three checks and fails at the end if any of them failed.
+# Runs all four checks and fails at the end if any of them failed.
 lint: $(STAMP)
 	@status=0; \
 	echo '$$ ruff check .'; $(BIN)/ruff check . || status=1; \
 	echo '$$ ruff format --check .'; $(BIN)/ruff format --check . || status=1; \
 	echo '$$ mypy'; $(BIN)/mypy || status=1; \
+	echo '$$ lint-imports'; $(BIN)/lint-imports --no-cache || status=1; \
 	exit $$status
 
 bench: $(STAMP)
