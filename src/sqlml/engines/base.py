@@ -71,6 +71,32 @@ class Engine(Closing, abc.ABC):
         except SqlmlError:
             return None
 
+    def schemata(self) -> list[tuple[str, str]]:
+        """Every (catalog, schema) the engine has, from its information_schema."""
+        rows = self.execute(
+            "SELECT catalog_name, schema_name FROM information_schema.schemata"
+        ).to_pylist()
+        return [(row["catalog_name"], row["schema_name"]) for row in rows]
+
+    def relations(self) -> list[tuple[str, str, str, str]]:
+        """Every (catalog, schema, name, type) of table or view, type as the SQL standard's
+        information_schema says it (``BASE TABLE``, ``VIEW``, ``LOCAL TEMPORARY``)."""
+        rows = self.execute(
+            "SELECT table_catalog, table_schema, table_name, table_type "
+            "FROM information_schema.tables"
+        ).to_pylist()
+        return [
+            (row["table_catalog"], row["table_schema"], row["table_name"], row["table_type"])
+            for row in rows
+        ]
+
+    def relation_schema(self, catalog: str, schema: str, name: str) -> pa.Schema:
+        """The Arrow schema of one relation, reading no row."""
+        qualified = ".".join(
+            '"' + part.replace('"', '""') + '"' for part in (catalog, schema, name)
+        )
+        return self.execute(f"SELECT * FROM {qualified} LIMIT 0").schema
+
     @abc.abstractmethod
     def register(self, name: str, data: object) -> None:
         """Make ``data`` (a pyarrow Table or RecordBatchReader, a pandas or polars

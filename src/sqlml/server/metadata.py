@@ -29,15 +29,11 @@ def _matches(regex: re.Pattern[str] | None, value: str) -> bool:
     return regex is None or regex.fullmatch(value) is not None
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def catalog_metadata(session: Session, command: Message) -> pa.Table:
-    """GetCatalogs, GetDbSchemas and GetTables from the engine's information_schema."""
-    schemata = session.engine.execute(
-        "SELECT catalog_name, schema_name FROM information_schema.schemata"
-    ).to_pylist()
+    """GetCatalogs, GetDbSchemas and GetTables, from what the session lists."""
+    schemata = [
+        {"catalog_name": catalog, "schema_name": schema} for catalog, schema in session.schemata()
+    ]
     if isinstance(command, pb.CommandGetCatalogs):
         names = sorted({row["catalog_name"] for row in schemata})
         return pa.table([pa.array(names, pa.utf8())], schema=CATALOGS_SCHEMA)
@@ -62,10 +58,8 @@ def catalog_metadata(session: Session, command: Message) -> pa.Table:
     )
     types = set(command.table_types)
     rows = []
-    listed = session.engine.execute(
-        "SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables"
-    ).to_pylist()
-    for row in listed:
+    keys = ("table_catalog", "table_schema", "table_name", "table_type")
+    for row in (dict(zip(keys, relation, strict=True)) for relation in session.relations()):
         table_type = "TABLE" if row["table_type"] == "BASE TABLE" else row["table_type"]
         if (
             (catalog is None or row["table_catalog"] == catalog)
@@ -85,7 +79,7 @@ def catalog_metadata(session: Session, command: Message) -> pa.Table:
     if not command.include_schema:
         return pa.Table.from_pylist(rows, schema=TABLES_SCHEMA)
     for row in rows:
-        name = ".".join(_quote(row[k]) for k in ("catalog_name", "db_schema_name", "table_name"))
-        schema = session.engine.execute(f"SELECT * FROM {name} LIMIT 0").schema
+        parts = (row["catalog_name"], row["db_schema_name"], row["table_name"])
+        schema = session.relation_schema(*parts)
         row["table_schema"] = schema.serialize().to_pybytes()
     return pa.Table.from_pylist(rows, schema=TABLES_WITH_SCHEMA_SCHEMA)

@@ -203,6 +203,18 @@ class Session(Closing):
         except SqlmlError:
             return None
 
+    def schemata(self) -> list[tuple[str, str]]:
+        """Every (catalog, schema) the session's engine has."""
+        return self.engine.schemata()
+
+    def relations(self) -> list[tuple[str, str, str, str]]:
+        """Every table and view the session can query, as (catalog, schema, name, type)."""
+        return self.engine.relations()
+
+    def relation_schema(self, catalog: str, schema: str, name: str) -> pa.Schema:
+        """The Arrow schema of one of :meth:`relations`."""
+        return self.engine.relation_schema(catalog, schema, name)
+
     def register(self, name: str, data: object) -> None:
         """Make a pyarrow Table or RecordBatchReader, or a pandas or polars DataFrame,
         queryable as ``name``."""
