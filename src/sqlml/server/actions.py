@@ -23,8 +23,9 @@ def create_prepared(state: ServerState, context: Any, body: bytes) -> list[bytes
     with client.use() as session:
         # Known without running it for a query (statements are never run here); a
         # query that fails reports why when it is executed.
-        schema = session.result_schema(request.query)
-        client.prepared[handle] = Prepared(request.query)
+        script = session.script(request.query)
+        schema = session.result_schema(script)
+        client.prepared[handle] = Prepared(script)
     result = pb.ActionCreatePreparedStatementResult(prepared_statement_handle=handle)
     if schema is not None:
         result.dataset_schema = schema.serialize().to_pybytes()

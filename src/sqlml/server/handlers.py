@@ -110,10 +110,14 @@ class Observation:
 
 
 def start(
-    state: ServerState, context: Any, query: str, params: list[list[Any]] | None, kind: str
+    state: ServerState,
+    context: Any,
+    query: str | frontend.Script,
+    params: list[list[Any]] | None,
+    kind: str,
 ) -> Started:
     """Start a statement on the client's session; its result streams from there."""
-    observation = Observation(state.metrics, context, kind, query)
+    observation = Observation(state.metrics, context, kind, _text(query))
     try:
         key, client = state.client(context)
         with client.use() as session:
@@ -123,7 +127,7 @@ def start(
             else:
                 reader = session.sql_reader(query, params[0] if params else None)
             if state.metrics is not None:
-                observation.models = _model_names(session, query)
+                observation.models = _model_names(session)
             stream = Stream(reader, observation.done)
             client.busy = stream
     except BaseException:
@@ -133,10 +137,14 @@ def start(
 
 
 def update(
-    state: ServerState, context: Any, query: str, params: list[list[Any]] | None, kind: str
+    state: ServerState,
+    context: Any,
+    query: str | frontend.Script,
+    params: list[list[Any]] | None,
+    kind: str,
 ) -> int:
     """Run a statement to its end; the rows it changed (-1 when unknown)."""
-    observation = Observation(state.metrics, context, kind, query)
+    observation = Observation(state.metrics, context, kind, _text(query))
     status, count = "error", -1
     try:
         _, client = state.client(context)
@@ -146,7 +154,7 @@ def update(
                 counted = _count(session.sql(query, row))
                 count = -1 if counted < 0 else max(count, 0) + counted
             if state.metrics is not None:
-                observation.models = _model_names(session, query)
+                observation.models = _model_names(session)
         status = "ok"
     finally:
         observation.done(status, max(count, 0))
@@ -164,7 +172,7 @@ def statement_query(state: ServerState, context: Any, command: Any) -> Started:
 def prepared_query(state: ServerState, context: Any, command: Any) -> Started:
     """GetFlightInfo of CommandPreparedStatementQuery, with the parameters bound last."""
     prepared = state.prepared(context, command.prepared_statement_handle)
-    return start(state, context, prepared.query, prepared.params, "prepared")
+    return start(state, context, prepared.script, prepared.params, "prepared")
 
 
 def statement_schema(state: ServerState, context: Any, command: Any) -> pa.Schema:
@@ -176,11 +184,15 @@ def prepared_schema(state: ServerState, context: Any, command: Any) -> pa.Schema
     """GetSchema of CommandPreparedStatementQuery."""
     prepared = state.prepared(context, command.prepared_statement_handle)
     params = prepared.params[0] if prepared.params else None
-    return _query_schema(state, context, prepared.query, params)
+    return _query_schema(state, context, prepared.script, params)
+
+
+def _text(query: str | frontend.Script) -> str:
+    return query.sql if isinstance(query, frontend.Script) else query
 
 
 def _query_schema(
-    state: ServerState, context: Any, query: str, params: list[Any] | None
+    state: ServerState, context: Any, query: str | frontend.Script, params: list[Any] | None
 ) -> pa.Schema:
     _, client = state.client(context)
     with client.use() as session:
@@ -214,7 +226,7 @@ def prepared_update(
     """DoPut of CommandPreparedStatementUpdate: run once per uploaded row of parameters."""
     prepared = state.prepared(context, command.prepared_statement_handle)
     params = _rows(reader.read_all())
-    count = update(state, context, prepared.query, params or prepared.params, "prepared")
+    count = update(state, context, prepared.script, params or prepared.params, "prepared")
     writer.write(_update_result(count))
 
 
@@ -374,17 +386,10 @@ def slices(batch: pa.RecordBatch, limit: int = MAX_BATCH_BYTES) -> Iterator[pa.R
         yield batch.slice(start, rows)
 
 
-def _model_names(session: Session, query: str) -> list[str]:
-    """The models ``query``'s statements call (predict and the like), each once."""
-    names: list[str] = []
-    try:
-        for text in frontend.split_statements(query):
-            statement = frontend.parse_statement(text, session.engine.SQLGLOT_DIALECT)
-            if isinstance(statement, frontend.QueryStatement):
-                names.extend(ref.name for ref in statement.model_refs)
-    except Exception:  # metrics must never fail a query that ran
-        return []
-    return list(dict.fromkeys(names))
+def _model_names(session: Session) -> list[str]:
+    """The models the session's last statements called (predict and the like), each once,
+    as the session's one parse of them found them."""
+    return list(dict.fromkeys(ref.name for ref in session.called_models))
 
 
 def _rows(table: pa.Table) -> list[list[Any]]:

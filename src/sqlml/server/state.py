@@ -26,6 +26,7 @@ import pyarrow as pa
 from sqlml.server.errors import NotFound, flight_errors
 from sqlml.server.metrics import Metrics
 from sqlml.session import Session, connect
+from sqlml.sql import frontend
 
 log = logging.getLogger("sqlml.server")
 
@@ -106,9 +107,10 @@ class Stream:
 
 @dataclass
 class Prepared:
-    """A prepared statement: its query, and the parameters last bound to it."""
+    """A prepared statement: its query (parsed once, see :class:`~sqlml.sql.frontend.Script`),
+    and the parameters last bound to it."""
 
-    query: str
+    script: frontend.Script
     params: list[list[Any]] | None = None
     last_used: float = field(default_factory=time.monotonic)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from sqlml._closing import Closing
-from sqlml.catalog import Catalog, CompiledKind, open_catalog
+from sqlml.catalog import Catalog, CompiledKind, ModelRef, open_catalog
 from sqlml.config import check_predict_path, load_settings
 from sqlml.engines import Engine, get_engine
 from sqlml.engines.base import HasNativePredict
@@ -110,6 +110,9 @@ class Session(Closing):
         # The last statement's state: what the engine's loader serves while it runs (a
         # stream runs after sql_reader returns) and what :attr:`plan` shows after it.
         self._statement = StatementState(self.predict_path)
+        #: The models the statements of the last :meth:`sql`/:meth:`sql_reader` call name,
+        #: in order, as their one parse found them (the server's metrics read it).
+        self.called_models: tuple[ModelRef, ...] = ()
         if isinstance(engine, HasNativePredict):
             engine.install(self._load)
 
@@ -120,25 +123,34 @@ class Session(Closing):
 
     # --- public API -------------------------------------------------------------------------
 
-    def sql(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+    def script(self, query: str) -> frontend.Script:
+        """``query`` split into statements to be parsed once, however often it then runs
+        through :meth:`sql`, :meth:`sql_reader` or :meth:`result_schema`."""
+        return frontend.Script(query, self.engine.SQLGLOT_DIALECT)
+
+    def sql(self, query: str | frontend.Script, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one or more statements; return the result of the last one.
 
         Args:
-            query: sqlml or engine SQL; statements separated by ``;``.
+            query: sqlml or engine SQL, statements separated by ``;`` (or its
+                :meth:`script`).
             params: positional parameters of the (last) statement, for the engine.
 
         Returns:
             The last statement's result as an Arrow table.
         """
-        statements = frontend.split_statements(query)
+        script = self._script(query)
+        self.called_models = ()
         result = pa.table({})
-        for i, statement in enumerate(statements):
-            last = i == len(statements) - 1
-            with self._sources.attached_tables(statement, self.engine):
-                result = self._run(statement, params if last else None)
+        for i, text in enumerate(script.texts):
+            last = i == len(script.texts) - 1
+            with self._sources.attached_tables(text, self.engine):
+                result = self._run(script, i, params if last else None)
         return result
 
-    def sql_reader(self, query: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
+    def sql_reader(
+        self, query: str | frontend.Script, params: Sequence[Any] | None = None
+    ) -> pa.RecordBatchReader:
         """Like :meth:`sql`, but the last statement's result comes as a stream of record
         batches, computed as they are read: memory holds a few batches, not the result.
 
@@ -155,25 +167,28 @@ class Session(Closing):
         if self._sources:
             # Attached tables are registered for one statement: compute it whole.
             return self.sql(query, params).to_reader()
-        statements = frontend.split_statements(query)
-        if not statements:
+        script = self._script(query)
+        self.called_models = ()
+        if not script.texts:
             return pa.table({}).to_reader()
-        for text in statements[:-1]:
-            self._run(text, None)
-        last = frontend.parse_statement(statements[-1], self.engine.SQLGLOT_DIALECT)
+        for i in range(len(script.texts) - 1):
+            self._run(script, i, None)
+        last = self._parse(script, len(script.texts) - 1)
         if isinstance(last, frontend.QueryStatement) and not last.explain:
             state = self._begin_statement()
             return self.planner.execute(
-                last.sql,
+                last,
                 params,
                 state,
                 self.engine.execute_reader,
                 self._relation(state),
                 streams=True,
             )
-        return self._run(statements[-1], params).to_reader()
+        return self._run_parsed(last, params).to_reader()
 
-    def result_schema(self, query: str, params: Sequence[Any] | None = None) -> pa.Schema | None:
+    def result_schema(
+        self, query: str | frontend.Script, params: Sequence[Any] | None = None
+    ) -> pa.Schema | None:
         """The schema of a query's result (the last statement's), without running it.
 
         Statements before the last are not run; a statement other than a query is never
@@ -183,11 +198,11 @@ class Session(Closing):
             The schema, or None when it cannot be known without running the statements
             (not a query, parameters missing, or the query fails).
         """
-        statements = frontend.split_statements(query)
-        if len(statements) != 1:
+        script = self._script(query)
+        if len(script.texts) != 1:
             return None
         try:
-            statement = frontend.parse_statement(statements[0], self.engine.SQLGLOT_DIALECT)
+            statement = script.statement(0)
         except SqlmlError:
             return None
         if not isinstance(statement, frontend.QueryStatement):
@@ -197,7 +212,7 @@ class Session(Closing):
         try:
             with (
                 self._sources.attached_tables(statement.sql, self.engine),
-                self.planner.rewritten(statement.sql, state, self._relation(state)) as rewritten,
+                self.planner.rewritten(statement, state, self._relation(state)) as rewritten,
             ):
                 return self.engine.result_schema(rewritten.sql, params)
         except SqlmlError:
@@ -289,8 +304,20 @@ class Session(Closing):
 
     # --- statements -------------------------------------------------------------------------
 
-    def _run(self, sql: str, params: Sequence[Any] | None) -> pa.Table:
-        statement = frontend.parse_statement(sql, self.engine.SQLGLOT_DIALECT)
+    def _script(self, query: str | frontend.Script) -> frontend.Script:
+        return query if isinstance(query, frontend.Script) else self.script(query)
+
+    def _parse(self, script: frontend.Script, index: int) -> frontend.Statement:
+        """A statement of a script, parsed once; the models its calls name are noted."""
+        statement = script.statement(index)
+        if isinstance(statement, frontend.QueryStatement):
+            self.called_models += statement.model_refs
+        return statement
+
+    def _run(self, script: frontend.Script, index: int, params: Sequence[Any] | None) -> pa.Table:
+        return self._run_parsed(self._parse(script, index), params)
+
+    def _run_parsed(self, statement: frontend.Statement, params: Sequence[Any] | None) -> pa.Table:
         state = self._begin_statement()
         match statement:
             case frontend.CreateModelStatement():
@@ -306,16 +333,21 @@ class Session(Closing):
             case frontend.QueryStatement(sql=text, model_refs=refs) if not refs:
                 return self.engine.execute(text, params)
             case frontend.QueryStatement(explain=True):
-                return explain(self._query(statement.sql, params, state), state.plan)
+                return explain(self._query(statement, params, state), state.plan)
             case _:
-                return self._query(statement.sql, params, state)
+                return self._query(statement, params, state)
 
     def _begin_statement(self) -> StatementState:
         """A fresh state for the statement starting: nothing bound, no path taken yet."""
         self._statement = StatementState(self.predict_path)
         return self._statement
 
-    def _query(self, sql: str, params: Sequence[Any] | None, state: StatementState) -> pa.Table:
+    def _query(
+        self,
+        sql: str | frontend.QueryStatement,
+        params: Sequence[Any] | None,
+        state: StatementState,
+    ) -> pa.Table:
         """Run a query that may call predict, predict_proba or the table functions."""
         return self.planner.execute(sql, params, state, self.engine.execute, self._relation(state))
 

@@ -109,7 +109,7 @@ class PredictPlanner:
 
     def execute(
         self,
-        sql: str,
+        sql: str | frontend.QueryStatement,
         params: Sequence[Any] | None,
         state: StatementState,
         run: Callable[[str, Sequence[Any] | None], _Result],
@@ -145,7 +145,7 @@ class PredictPlanner:
 
     @contextmanager
     def rewritten(
-        self, sql: str, state: StatementState, relation: Relation
+        self, sql: str | frontend.QueryStatement, state: StatementState, relation: Relation
     ) -> Iterator[RewrittenQuery]:
         """A query rewritten for the engine, its calls bound into ``state``; the relations
         of its evaluate() and feature_importance() calls are registered until exit."""

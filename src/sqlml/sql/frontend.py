@@ -109,11 +109,14 @@ class QueryStatement:
             name, each once, in order of appearance; empty for plain engine SQL (which then
             needs no rewrite).
         explain: the statement is ``EXPLAIN [ANALYZE] <query>`` calling sqlml functions.
+        tree: the statement's sqlglot tree from the one parse, kept for the rewrite; None
+            for plain engine SQL, which is never parsed.
     """
 
     sql: str
     model_refs: tuple[ModelRef, ...] = field(default=())
     explain: bool = False
+    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
 
 
 Statement = (
@@ -253,7 +256,35 @@ def parse_statement(sql: str, dialect: str = "duckdb") -> Statement:
     refs = dict.fromkeys(
         ModelRef.parse(call.ref) for call in tree.find_all(*SCALAR_FUNCTIONS, *TABLE_FUNCTIONS)
     )
-    return QueryStatement(sql, tuple(refs), explain=isinstance(tree, Explain))
+    return QueryStatement(sql, tuple(refs), explain=isinstance(tree, Explain), tree=tree)
+
+
+class Script:
+    """A script split into its statements, each parsed at most once however often the
+    script runs (a prepared statement is described, then executed, perhaps many times).
+
+    >>> script = Script("SHOW MODELS; SELECT 1")
+    >>> script.texts
+    ('SHOW MODELS', 'SELECT 1')
+    >>> script.statement(0) is script.statement(0)
+    True
+    """
+
+    def __init__(self, sql: str, dialect: str = "duckdb") -> None:
+        self.sql = sql
+        self.dialect = dialect
+        self.texts = tuple(split_statements(sql))
+        self._parsed: dict[int, Statement] = {}
+
+    def statement(self, index: int) -> Statement:
+        """The statement at ``index``, parsed on first use.
+
+        Raises:
+            SqlSyntaxError: the statement is malformed.
+        """
+        if index not in self._parsed:
+            self._parsed[index] = parse_statement(self.texts[index], self.dialect)
+        return self._parsed[index]
 
 
 def _tokenize(sql: str, dialect: str = "duckdb") -> list[Token] | None:
@@ -333,7 +364,7 @@ def _check_placement(tree: exp.Expr, sql: str) -> None:
 
 
 def rewrite_query(
-    sql: str,
+    sql: str | QueryStatement,
     bind: Bind,
     *,
     tables: TableFunctionHandler | None = None,
@@ -356,7 +387,7 @@ def rewrite_query(
     kept exactly; a statement without sqlml calls is returned unchanged.
 
     Args:
-        sql: one statement.
+        sql: one statement, as text or as the QueryStatement :func:`parse_statement` made.
         bind: resolves a model reference as written for ``"predict"`` or
             ``"predict_proba"``; called once per distinct pair.
         tables: optional handler for evaluate()/feature_importance().
@@ -369,7 +400,7 @@ def rewrite_query(
         SqlSyntaxError: the statement is malformed, or is a sqlml statement, not a query.
         FeatureMissing: a feature the model needs is not among the listed columns.
     """
-    tree = _parse(sql, dialect)
+    sql, tree = _tree_of(sql, dialect)
     if tree is None:
         return sql
     _require_query(tree, sql)
@@ -388,7 +419,9 @@ def rewrite_query(
     return _splice(sql, edits)
 
 
-def replace_table_functions(sql: str, tables: TableFunctionHandler, dialect: str = "duckdb") -> str:
+def replace_table_functions(
+    sql: str | QueryStatement, tables: TableFunctionHandler, dialect: str = "duckdb"
+) -> str:
     """Replace each evaluate()/feature_importance() in a query with a relation.
 
     Engines without Python table functions (DuckDB) cannot run them: the caller computes
@@ -400,7 +433,7 @@ def replace_table_functions(sql: str, tables: TableFunctionHandler, dialect: str
     'SELECT * FROM fi_1 AS feature_importance'
 
     Args:
-        sql: one statement.
+        sql: one statement, as text or as the QueryStatement :func:`parse_statement` made.
         tables: called with each call; returns the name of the relation to use instead.
         dialect: the engine the SQL is written for.
 
@@ -410,11 +443,19 @@ def replace_table_functions(sql: str, tables: TableFunctionHandler, dialect: str
     Raises:
         SqlSyntaxError: the statement is malformed, or is a sqlml statement, not a query.
     """
-    tree = _parse(sql, dialect)
+    sql, tree = _tree_of(sql, dialect)
     if tree is None:
         return sql
     _require_query(tree, sql)
     return _splice(sql, list(_table_function_edits(tree, tables, dialect)))
+
+
+def _tree_of(sql: str | QueryStatement, dialect: str) -> tuple[str, exp.Expr | None]:
+    """A statement's text and tree: the tree a :class:`QueryStatement` already carries
+    (parsed once, by :func:`parse_statement`), or a fresh parse of text."""
+    if isinstance(sql, QueryStatement):
+        return sql.sql, sql.tree
+    return sql, _parse(sql, dialect)
 
 
 _STATEMENT_NAMES: Mapping[type[exp.Expr], str] = {
