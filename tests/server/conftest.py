@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import adbc_driver_flightsql.dbapi as adbc
 import pytest
-
-adbc = pytest.importorskip("adbc_driver_flightsql.dbapi")
 
 USER, PASSWORD = "u", "p"
 

@@ -214,8 +214,9 @@ def test_expired_ticket_and_prepared_statement(configured: Server) -> None:
 def test_sqlalchemy_uris_of_flightsql_dbapi(server: Server) -> None:
     """``datafusion://`` finds flightsql-dbapi's dialect through its entry point; once the
     dialect is loaded (Superset loads every installed one), ``datafusion+flightsql://`` too."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("flightsql")
+    import flightsql  # noqa: F401  (its dialects register on import)
+    import sqlalchemy
+
     for scheme in ("datafusion", "datafusion+flightsql"):
         engine = sqlalchemy.create_engine(
             f"{scheme}://{USER}:{PASSWORD}@127.0.0.1:{server.port}?insecure=true"

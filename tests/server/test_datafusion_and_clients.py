@@ -42,7 +42,8 @@ def test_datafusion_select_and_predict(datafusion_server: Server) -> None:
 
 
 def test_flightsql_dbapi_runs_predict(datafusion_server: Server) -> None:
-    flightsql = pytest.importorskip("flightsql")
+    import flightsql
+
     con = flightsql.connect(
         flightsql.FlightSQLClient(
             host="127.0.0.1",

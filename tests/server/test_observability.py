@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import prometheus_client.parser as parser
 import pyarrow as pa
 import pytest
 
@@ -22,8 +23,6 @@ from tests.server.conftest import (
     stop_server,
 )
 from tests.test_cli import run
-
-parser = pytest.importorskip("prometheus_client.parser")
 
 
 def _finish(server: Server) -> str:
