@@ -14,8 +14,7 @@ SELECT id, sqlml_predict('churn@3', {'age': "age", 'plan': "plan"}) FROM t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 from sqlglot import exp
@@ -37,124 +36,45 @@ from sqlml.sql.dialect import (
     DropModel,
     Explain,
     ModelFunction,
-    OptionValue,
     ShowModels,
     SqlmlEvaluate,
     SqlmlPredict,
     has_sqlml_construct,
 )
 from sqlml.sql.dialects import ENGINE_DIALECTS, engine_dialect
+from sqlml.sql.statements import (
+    Bind as Bind,
+)
+from sqlml.sql.statements import (
+    CreateModelStatement as CreateModelStatement,
+)
+from sqlml.sql.statements import (
+    DeployModelStatement as DeployModelStatement,
+)
+from sqlml.sql.statements import (
+    DescribeModelStatement as DescribeModelStatement,
+)
+from sqlml.sql.statements import (
+    DropModelStatement as DropModelStatement,
+)
+from sqlml.sql.statements import (
+    QueryStatement as QueryStatement,
+)
+from sqlml.sql.statements import (
+    ShowModelsStatement as ShowModelsStatement,
+)
+from sqlml.sql.statements import (
+    Statement as Statement,
+)
+from sqlml.sql.statements import (
+    TableFunctionCall as TableFunctionCall,
+)
+from sqlml.sql.statements import (
+    TableFunctionHandler as TableFunctionHandler,
+)
 
 #: The engines whose SQL the front end reads and writes, by name.
 DIALECTS = ENGINE_DIALECTS
-
-
-# --------------------------------------------------------------------------- statements
-
-
-@dataclass(frozen=True, slots=True)
-class CreateModelStatement:
-    """``CREATE [OR REPLACE] MODEL name OPTIONS (...) AS <query>``.
-
-    Attributes:
-        name: the model name.
-        replace: whether OR REPLACE was given.
-        options: option values by lower-cased key; not validated here (the trainer does).
-        query_sql: the training query, exactly as written (outer parentheses removed).
-    """
-
-    name: str
-    replace: bool
-    options: Mapping[str, OptionValue]
-    query_sql: str
-
-
-@dataclass(frozen=True, slots=True)
-class ShowModelsStatement:
-    """``SHOW MODELS``."""
-
-
-@dataclass(frozen=True, slots=True)
-class DescribeModelStatement:
-    """``DESCRIBE MODEL name``."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class DropModelStatement:
-    """``DROP MODEL [IF EXISTS] name [VERSION n]``; ``version`` None drops every version."""
-
-    name: str
-    version: int | None = None
-    if_exists: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DeployModelStatement:
-    """``DEPLOY MODEL name VERSION n [AS alias]``."""
-
-    name: str
-    version: int
-    alias: str = "production"
-
-
-@dataclass(frozen=True, slots=True)
-class QueryStatement:
-    """Any other statement, for the engine.
-
-    Attributes:
-        sql: the statement exactly as written.
-        model_refs: the models its predict/predict_proba/evaluate/feature_importance calls
-            name, each once, in order of appearance; empty for plain engine SQL (which then
-            needs no rewrite).
-        explain: the statement is ``EXPLAIN [ANALYZE] <query>`` calling sqlml functions.
-        tree: the statement's sqlglot tree from the one parse, kept for the rewrite; None
-            for plain engine SQL, which is never parsed.
-    """
-
-    sql: str
-    model_refs: tuple[ModelRef, ...] = field(default=())
-    explain: bool = False
-    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
-
-
-Statement = (
-    CreateModelStatement
-    | ShowModelsStatement
-    | DescribeModelStatement
-    | DropModelStatement
-    | DeployModelStatement
-    | QueryStatement
-)
-
-
-#: Resolves a model reference as written (``'churn'``, ``'churn@production'``) for a kind of call.
-Bind = Callable[[str, Literal["predict", "predict_proba"]], Binding]
-
-
-@dataclass(frozen=True, slots=True)
-class TableFunctionCall:
-    """One ``evaluate(...)`` or ``feature_importance(...)`` in a query.
-
-    Attributes:
-        function: ``"evaluate"`` or ``"feature_importance"``.
-        ref: the model reference as written.
-        query: evaluate's query text; None for feature_importance.
-    """
-
-    function: Literal["evaluate", "feature_importance"]
-    ref: str
-    query: str | None = None
-
-    @property
-    def model_ref(self) -> ModelRef:
-        """The parsed model reference."""
-        return ModelRef.parse(self.ref)
-
-
-#: Computes a table function's result, registers it, and returns the relation's name.
-TableFunctionHandler = Callable[[TableFunctionCall], str]
 
 
 # --------------------------------------------------------------------------- splitting
