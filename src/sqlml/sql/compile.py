@@ -6,10 +6,11 @@ the model itself:
 
 * LightGBM: every tree becomes a nested ``CASE``; the trees are summed as a balanced tree
   of ``+`` (a left-deep sum of hundreds of trees is slow to plan and evaluate), then the
-  objective's link is applied (identity, ``exp``, sigmoid or softmax). The trees are read
-  from ``Booster.dump_model()``.
-* Linear and logistic regression: the coefficients and intercepts are read from the ONNX
-  graph's initializers; NULL imputation, scaling and one-hot encoding are written out.
+  objective's link is applied (identity, ``exp``, sigmoid or softmax). The trees come
+  from :func:`~sqlml.udfs.describe.describe_trees`.
+* Linear and logistic regression: the coefficients and intercepts come from
+  :func:`~sqlml.udfs.describe.describe_linear`; NULL imputation, scaling and one-hot
+  encoding are written out.
 
 Random forests are not compiled (:class:`~sqlml.errors.CompileNotSupported`).
 
@@ -48,9 +49,9 @@ written by :class:`~sqlml.sql.dialect.SqlmlDataFusion`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -60,6 +61,7 @@ from sqlml.catalog.entities import Label, arrow_type_from_string
 from sqlml.errors import CompileNotSupported, NotAClassifier
 from sqlml.sql.dialects import dialect_names, get_dialect
 from sqlml.udfs import preprocess
+from sqlml.udfs.describe import Leaf, Node, Split, describe_linear, describe_trees
 from sqlml.udfs.predict import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -82,12 +84,6 @@ probability by less than 1e-300."""
 ZERO_THRESHOLD = float(np.float32(1e-35))
 """LightGBM's ``kZeroThreshold`` (``1e-35f``): values this close to 0 are zero to a split
 whose missing type is ``Zero``."""
-
-_IDENTITY_OBJECTIVES = frozenset(
-    {"regression", "regression_l1", "huber", "fair", "quantile", "mape"}
-)
-_EXP_OBJECTIVES = frozenset({"poisson", "gamma", "tweedie"})
-_SIGMOID_OBJECTIVES = frozenset({"binary", "cross_entropy"})
 
 
 # --------------------------------------------------------------------------- public API
@@ -429,27 +425,23 @@ def _softmax(scores: _Scores, k: int) -> exp.Expression:
 
 
 def _lightgbm(model: LoadedModel) -> _Scores:
-    dump: dict[str, Any] = model.booster.dump_model()
-    objective, *parameters = str(dump["objective"]).split()
-    settings = dict(p.split(":", 1) for p in parameters if ":" in p)
-    if objective in _IDENTITY_OBJECTIVES or objective == "multiclass":
+    ensemble = describe_trees(model)
+    if ensemble.link in ("identity", "softmax"):
         link: Callable[[exp.Expression], exp.Expression] = _identity
-    elif objective in _EXP_OBJECTIVES:
+    elif ensemble.link == "exp":
         link = _exp
-    elif objective in _SIGMOID_OBJECTIVES:
-        scale = float(settings.get("sigmoid", 1.0))
+    elif ensemble.link == "sigmoid":
+        scale = ensemble.sigmoid
         link = lambda value: _sigmoid(value, scale)  # noqa: E731
     else:
-        raise CompileNotSupported(model.name, f"LightGBM objective {objective!r}")
+        raise CompileNotSupported(model.name, f"LightGBM objective {ensemble.objective!r}")
     inputs = _inputs(model)
-    count = int(dump["num_tree_per_iteration"])
-    trees = dump["tree_info"]
-    iterations = max(1, len(trees) // count)
-    average = bool(dump.get("average_output"))
+    count = ensemble.num_class
+    iterations = ensemble.iterations
 
     def raw(k: int) -> exp.Expression:
-        total = _sum([_tree(model, tree["tree_structure"], inputs) for tree in trees[k::count]])
-        return _div(total, _double(float(iterations))) if average else total
+        total = _sum([_tree(model, tree, inputs) for tree in ensemble.class_trees(k)])
+        return _div(total, _double(float(iterations))) if ensemble.average else total
 
     binary = model.task == "classification" and count == 1
     return _Scores(raw, link, count, binary)
@@ -463,20 +455,18 @@ def _exp(value: exp.Expression) -> exp.Expression:
     return exp.Exp(this=value)
 
 
-def _tree(model: LoadedModel, node: Mapping[str, Any], inputs: Sequence[_Input]) -> exp.Expression:
-    if "leaf_value" in node:
-        if "leaf_coeff" in node:
+def _tree(model: LoadedModel, node: Node, inputs: Sequence[_Input]) -> exp.Expression:
+    if isinstance(node, Leaf):
+        if node.linear:
             raise CompileNotSupported(model.name, "linear trees (linear_tree) are not supported")
-        return _double(node["leaf_value"])
-    condition, left_if_true = _split(model, node, inputs[int(node["split_feature"])])
-    left = _tree(model, node["left_child"], inputs)
-    right = _tree(model, node["right_child"], inputs)
+        return _double(node.value)
+    condition, left_if_true = _split(model, node, inputs[node.feature])
+    left = _tree(model, node.left, inputs)
+    right = _tree(model, node.right, inputs)
     return _case(condition, left, right) if left_if_true else _case(condition, right, left)
 
 
-def _split(
-    model: LoadedModel, node: Mapping[str, Any], input_: _Input
-) -> tuple[exp.Expression, bool]:
+def _split(model: LoadedModel, node: Split, input_: _Input) -> tuple[exp.Expression, bool]:
     """A split's condition, and whether a row for which it is true goes left (else right).
 
     A row for which the condition is NULL (or false) goes the other way: a split that
@@ -484,19 +474,18 @@ def _split(
     fails, rather than ``value <= threshold OR value IS NULL`` for going left.
     """
     column = _column(input_.feature)
-    if node["decision_type"] == "==":
+    if node.decision == "==":
         # LightGBM sends NaN (NULL, unseen category) and negative codes right.
         categories = input_.categories or ()
-        codes = [int(code) for code in str(node["threshold"]).split("||")]
-        names = [categories[code] for code in codes if 0 <= code < len(categories)]
+        names = [categories[code] for code in node.categories if 0 <= code < len(categories)]
         if not names:
             return exp.false(), True
         return exp.In(this=column, expressions=[exp.Literal.string(name) for name in names]), True
-    if node["decision_type"] != "<=":
-        raise CompileNotSupported(model.name, f"LightGBM decision type {node['decision_type']}")
-    threshold = float(node["threshold"])
-    missing = node.get("missing_type", "None")
-    default_left = bool(node.get("default_left"))
+    if node.decision != "<=":
+        raise CompileNotSupported(model.name, f"LightGBM decision type {node.decision}")
+    threshold = node.threshold
+    missing = node.missing
+    default_left = node.default_left
     condition: exp.Expression = exp.LTE(this=input_.value(), expression=_double(threshold))
     if missing == "Zero":
         zero = exp.Between(
@@ -513,11 +502,11 @@ def _split(
     return condition, True
 
 
-# --- linear and logistic regression (ONNX)
+# --- linear and logistic regression
 
 
 def _linear(model: LoadedModel) -> _Scores:
-    coef, intercept, post = _onnx_linear(model)
+    coef, intercept, post = _coefficients(model)
     preprocessor = model.preprocessor
     inputs = _inputs(model)
     width = preprocessor.width
@@ -573,37 +562,15 @@ def _onehot_term(
     return exp.Case(this=_column(input_.feature), ifs=ifs, default=_double(none))
 
 
-def _onnx_linear(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, str]:
+def _coefficients(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, str]:
     """Coefficients ``(width, k)``, intercepts ``(k,)`` and the output transform
-    (``identity``, ``sigmoid`` or ``softmax``) of a skl2onnx linear graph."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load_from_string(model.artifact.model).graph
-    initializers = {item.name: numpy_helper.to_array(item) for item in graph.initializer}
-    nodes = list(graph.node)
-    operators = {node.op_type for node in nodes}
-    matmul = next((node for node in nodes if node.op_type == "MatMul"), None)
-    add = next(
-        (
-            node
-            for node in nodes
-            if matmul is not None and node.op_type == "Add" and matmul.output[0] in node.input
-        ),
-        None,
-    )
-    if matmul is None or add is None or matmul.input[1] not in initializers:
+    (``identity``, ``sigmoid`` or ``softmax``) of a linear or logistic model."""
+    linear = describe_linear(model)
+    if linear is None:
         raise CompileNotSupported(model.name, "its ONNX graph is not a linear model's")
-    coef = np.asarray(initializers[matmul.input[1]], dtype=np.float64)
-    bias_name = next((name for name in add.input if name in initializers), None)
-    if bias_name is None or coef.ndim != 2:
-        raise CompileNotSupported(model.name, "its ONNX graph is not a linear model's")
-    intercept = np.asarray(initializers[bias_name], dtype=np.float64).reshape(-1)
-    if intercept.size == 1 and coef.shape[1] > 1:
-        intercept = np.repeat(intercept, coef.shape[1])
-    post = "softmax" if "Softmax" in operators else "sigmoid" if "Sigmoid" in operators else ""
-    if model.task == "classification" and not post:
+    coef, intercept = linear.coefficients, linear.intercepts
+    if model.task == "classification" and linear.link == "identity":
         raise CompileNotSupported(model.name, "its ONNX graph has no known probability output")
     if not all(math.isfinite(v) for v in coef.ravel()):
         raise CompileNotSupported(model.name, "its coefficients are not finite")
-    return coef, intercept, post or "identity"
+    return coef, intercept, linear.link
