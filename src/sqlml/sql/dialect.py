@@ -8,9 +8,10 @@
 - the scalar functions ``predict('model', ...)`` and ``predict_proba('model', ...)``;
 - the table functions ``evaluate('model', '<select>')`` and ``feature_importance('model')``.
 
-Each parses into its own expression class below. The parser checks the forms (model names,
-option values, argument shapes) and reports mistakes as sqlglot ``ParseError`` with a
-position; :mod:`sqlml.sql.frontend` turns them into :class:`sqlml.errors.SqlSyntaxError`.
+Each parses into its own expression class (:mod:`sqlml.sql.expressions`). The parser
+checks the forms (model names, option values, argument shapes) and reports mistakes as
+sqlglot ``ParseError`` with a position; :mod:`sqlml.sql.frontend` turns them into
+:class:`sqlml.errors.SqlSyntaxError`.
 
 Nodes produced by the sqlml functions record where they end in the source text
 (``meta["sqlml_end"]``, next to sqlglot's own ``meta["start"]``) so the front end can
@@ -32,165 +33,69 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml.catalog.entities import ModelRef, validate_alias, validate_name
 from sqlml.errors import AliasInvalid, InvalidModelName
-
-#: A CREATE MODEL option value as Python sees it.
-OptionValue = str | int | float | bool | None | list[str | int | float | bool | None]
-
-#: The sqlml functions, by the upper-case name they are called with.
-MODEL_FUNCTIONS = frozenset({"PREDICT", "PREDICT_PROBA", "EVALUATE", "FEATURE_IMPORTANCE"})
-
-END_META_KEY = "sqlml_end"
-"""``meta`` key of the offset of the last character of a sqlml function call."""
-
-QUERY_SPAN_META_KEY = "sqlml_query_span"
-"""``meta`` key of CREATE MODEL's (first, last) character offsets of its query."""
-
-
-# --------------------------------------------------------------------------- expressions
-
-
-class CreateModel(exp.Expression):
-    """``CREATE [OR REPLACE] MODEL this OPTIONS (options) AS expression``.
-
-    ``options`` holds one ``exp.Property`` per option (key as ``exp.Var``, lower-cased).
-    """
-
-    arg_types: t.ClassVar[dict[str, bool]] = {
-        "this": True,
-        "replace": False,
-        "options": False,
-        "expression": True,
-    }
-
-    @property
-    def options(self) -> dict[str, OptionValue]:
-        """The options as Python values, keys lower-cased."""
-        return {
-            prop.name: option_value(prop.args["value"]) for prop in self.args.get("options") or []
-        }
-
-
-class ShowModels(exp.Expression):
-    """``SHOW MODELS``."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {}
-
-
-class DescribeModel(exp.Expression):
-    """``DESCRIBE MODEL this``."""
-
-
-class DropModel(exp.Expression):
-    """``DROP MODEL [IF EXISTS] this [VERSION version]``."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False, "version": False}
-
-
-class DeployModel(exp.Expression):
-    """``DEPLOY MODEL this VERSION version [AS alias]``."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "version": True, "alias": False}
-
-
-class Explain(exp.Expression):
-    """``EXPLAIN [ANALYZE] this``, parsed (not kept as a command) when it uses sqlml."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "analyze": False}
-
-
-class ModelFunction(exp.Func):
-    """A sqlml function call; ``this`` is the model reference, a string literal."""
-
-    @property
-    def ref(self) -> str:
-        """The model reference as written: ``name``, ``name@3`` or ``name@alias``."""
-        return str(self.this.name)
-
-
-class SqlmlPredict(exp.Expression, ModelFunction):
-    """``predict('model', *)``, ``predict('model', col, ...)``, ``predict('model', t)``."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expressions": False}
-    is_var_len_args = True
-    _sql_names: t.ClassVar[list[str]] = ["PREDICT"]
-
-
-class SqlmlPredictProba(exp.Expression, ModelFunction):
-    """``predict_proba(...)``, in the forms of :class:`SqlmlPredict`."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expressions": False}
-    is_var_len_args = True
-    _sql_names: t.ClassVar[list[str]] = ["PREDICT_PROBA"]
-
-
-class SqlmlEvaluate(exp.Expression, ModelFunction):
-    """``evaluate('model', '<select>')``, a table function."""
-
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expression": True}
-    _sql_names: t.ClassVar[list[str]] = ["EVALUATE"]
-
-
-class SqlmlFeatureImportance(exp.Expression, ModelFunction):
-    """``feature_importance('model')``, a table function."""
-
-    _sql_names: t.ClassVar[list[str]] = ["FEATURE_IMPORTANCE"]
-
-
-SCALAR_FUNCTIONS: tuple[type[ModelFunction], ...] = (SqlmlPredict, SqlmlPredictProba)
-TABLE_FUNCTIONS: tuple[type[ModelFunction], ...] = (SqlmlEvaluate, SqlmlFeatureImportance)
-STATEMENTS: tuple[type[exp.Expression], ...] = (
-    CreateModel,
-    ShowModels,
-    DescribeModel,
-    DropModel,
-    DeployModel,
+from sqlml.sql.expressions import (
+    END_META_KEY as END_META_KEY,
 )
-
-
-# --------------------------------------------------------------------------- option values
-
-
-class _NotAnOption(ValueError):
-    pass
-
-
-def option_value(node: exp.Expr) -> OptionValue:
-    """Return the Python value of an option's expression.
-
-    Strings, numbers, booleans, NULL and bare words (``task = regression``) are scalars;
-    ``(a, b)`` and ``[a, b]`` are lists of scalars.
-
-    Raises:
-        ValueError: the expression is none of those.
-    """
-    if isinstance(node, (exp.Tuple, exp.Array)):
-        return [_scalar(item) for item in node.expressions]
-    if isinstance(node, exp.Paren):
-        return [_scalar(node.this)]
-    return _scalar(node)
-
-
-def _scalar(node: exp.Expr) -> str | int | float | bool | None:
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return str(node.this)
-        text = str(node.this).replace("_", "")
-        try:
-            return int(text)
-        except ValueError:
-            return float(text)
-    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number:
-        value = _scalar(node.this)
-        assert isinstance(value, (int, float))
-        return -value
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Null):
-        return None
-    if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier):
-        return str(node.name)
-    raise _NotAnOption(node.sql(dialect="duckdb"))
-
+from sqlml.sql.expressions import (
+    MODEL_FUNCTIONS as MODEL_FUNCTIONS,
+)
+from sqlml.sql.expressions import (
+    QUERY_SPAN_META_KEY as QUERY_SPAN_META_KEY,
+)
+from sqlml.sql.expressions import (
+    SCALAR_FUNCTIONS as SCALAR_FUNCTIONS,
+)
+from sqlml.sql.expressions import (
+    STATEMENTS as STATEMENTS,
+)
+from sqlml.sql.expressions import (
+    TABLE_FUNCTIONS as TABLE_FUNCTIONS,
+)
+from sqlml.sql.expressions import (
+    CreateModel as CreateModel,
+)
+from sqlml.sql.expressions import (
+    DeployModel as DeployModel,
+)
+from sqlml.sql.expressions import (
+    DescribeModel as DescribeModel,
+)
+from sqlml.sql.expressions import (
+    DropModel as DropModel,
+)
+from sqlml.sql.expressions import (
+    Explain as Explain,
+)
+from sqlml.sql.expressions import (
+    ModelFunction as ModelFunction,
+)
+from sqlml.sql.expressions import (
+    OptionValue as OptionValue,
+)
+from sqlml.sql.expressions import (
+    ShowModels as ShowModels,
+)
+from sqlml.sql.expressions import (
+    SqlmlEvaluate as SqlmlEvaluate,
+)
+from sqlml.sql.expressions import (
+    SqlmlFeatureImportance as SqlmlFeatureImportance,
+)
+from sqlml.sql.expressions import (
+    SqlmlPredict as SqlmlPredict,
+)
+from sqlml.sql.expressions import (
+    SqlmlPredictProba as SqlmlPredictProba,
+)
+from sqlml.sql.expressions import (
+    _NotAnOption as _NotAnOption,
+)
+from sqlml.sql.expressions import (
+    _scalar as _scalar,
+)
+from sqlml.sql.expressions import (
+    option_value as option_value,
+)
 
 # --------------------------------------------------------------------------- tokens
 
