@@ -9,6 +9,7 @@ Three shapes exist:
 >>> show = lambda binding: binding.write(values).sql("duckdb", normalize_functions=False)
 >>> show(struct_call("sqlml_predict", "churn@3", ("age", "plan")))
 "sqlml_predict('churn@3', {'age': age, 'plan': plan})"
+>>> probe = lambda value: exp.Anonymous(this="arrow_typeof", expressions=[value])
 >>> show(argument_call("p_churn_3", "churn@3", ("age", "plan"), probe, ("plan",)))
 'p_churn_3(age, plan, arrow_typeof(plan))'
 >>> show(inline("churn@3", ("age",), exp.column("age") * 2))
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-__all__ = ["Binding", "Write", "argument_call", "inline", "probe", "struct_call"]
+__all__ = ["Binding", "Write", "argument_call", "inline", "struct_call"]
 
 #: Writes a call from each feature's value (keyed by feature name, in signature order).
 Write = Callable[[Mapping[str, exp.Expr]], exp.Expr]
@@ -103,8 +104,3 @@ def inline(ref: str, features: Sequence[str], expression: exp.Expr) -> Binding:
         return exp.Paren(this=expression.transform(replace))
 
     return Binding(ref, tuple(features), write, inlined=True)
-
-
-def probe(value: exp.Expr) -> exp.Expr:
-    """``arrow_typeof(value)``: DataFusion's name for a value's Arrow type."""
-    return exp.Anonymous(this="arrow_typeof", expressions=[value])

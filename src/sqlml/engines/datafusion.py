@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import datafusion
 import pyarrow as pa
+from sqlglot import exp
 
 from sqlml.engines.base import Engine, PredictKind, ServesQualifiedStreams
-from sqlml.engines.binding import Binding, argument_call, probe
+from sqlml.engines.binding import Binding, argument_call
 from sqlml.errors import (
     ColumnNotFound,
     ConfigError,
@@ -241,7 +242,7 @@ class DataFusionEngine(Engine, ServesQualifiedStreams):
         itself."""
         function = self.version_function(version, model, proba=kind == "predict_proba")
         names = tuple(feature.name for feature in model.features)
-        return argument_call(function, version.ref, names, probe, self.type_probes(model))
+        return argument_call(function, version.ref, names, _arrow_typeof, self.type_probes(model))
 
     def version_function(
         self, version: ModelVersion, model: LoadedModel, proba: bool = False
@@ -374,6 +375,11 @@ def open_engine(database: str | None = None) -> DataFusionEngine:
             "CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION '...' instead",
         )
     return DataFusionEngine()
+
+
+def _arrow_typeof(value: exp.Expr) -> exp.Expr:
+    """``arrow_typeof(value)``: DataFusion's name for a value's Arrow type."""
+    return exp.Anonymous(this="arrow_typeof", expressions=[value])
 
 
 def _query_error(message: str, sql: str) -> QueryError:

@@ -101,14 +101,15 @@ class PostgresSources:
                 for name, count in names.items():
                     table = source.resolve(name)
                     counts[table] = counts.get(table, 0) + count
-                if counts and not isinstance(engine, ServesQualifiedStreams):
+                if not counts:
+                    continue
+                if not isinstance(engine, ServesQualifiedStreams):
                     raise SourceError(
                         source.uri, f"the {engine.name} engine cannot read attached tables yet"
                     )
                 for table, count in counts.items():
                     # A reader can be scanned once: a table named twice is read into memory.
                     data = source.read(table, stack, materialize=count > 1)
-                    assert isinstance(engine, ServesQualifiedStreams)
                     engine.register_stream(source.alias, table, data)
                     stack.callback(engine.unregister_stream, source.alias, table)
         except BaseException:

@@ -41,7 +41,7 @@ from sqlml.sql.dialect import (
     SqlmlPredict,
     has_sqlml_construct,
 )
-from sqlml.sql.dialects import ENGINE_DIALECTS, engine_dialect
+from sqlml.sql.dialects import engine_dialect
 from sqlml.sql.statements import (
     Bind as Bind,
 )
@@ -72,10 +72,6 @@ from sqlml.sql.statements import (
 from sqlml.sql.statements import (
     TableFunctionHandler as TableFunctionHandler,
 )
-
-#: The engines whose SQL the front end reads and writes, by name.
-DIALECTS = ENGINE_DIALECTS
-
 
 # --------------------------------------------------------------------------- splitting
 
