@@ -43,7 +43,7 @@ from sqlml.config import load_settings
 from sqlml.engines.binding import Binding
 from sqlml.engines.duckdb import PREDICTION_TYPES, DuckDBEngine, install
 from sqlml.models import ModelCache
-from sqlml.sql import frontend
+from sqlml.sql import frontend, rewrite
 
 
 class Plugin(BasePlugin):
@@ -100,7 +100,7 @@ class _Binder:
 
     def rewrite(self, sql: str) -> str:
         """``sql`` with each predict/predict_proba call replaced by a typed one."""
-        return frontend.rewrite_query(sql, self.bind, dialect=self.engine.SQLGLOT_DIALECT)
+        return rewrite.rewrite_query(sql, self.bind, dialect=self.engine.SQLGLOT_DIALECT)
 
     def bind(self, ref: str, kind: Literal["predict", "predict_proba"]) -> Binding:
         """The typed function, resolved version and features for one call."""

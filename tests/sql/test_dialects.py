@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sqlml.errors import UnknownDialect, UnknownEngine
-from sqlml.sql.dialect import Sqlml, SqlmlDataFusion
+from sqlml.sql.dialect import Sqlml
+from sqlml.sql.dialect_datafusion import SqlmlDataFusion
 from sqlml.sql.dialects import dialect_names, engine_dialect, get_dialect
 from sqlml.sql.frontend import parse_statement, split_statements
 

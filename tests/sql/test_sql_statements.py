@@ -21,8 +21,12 @@ from sqlml.sql import (
     QueryStatement,
     ShowModelsStatement,
     Sqlml,
+    dialect_datafusion,
+    expressions,
     frontend,
     parse_statement,
+    references,
+    rewrite,
     rewrite_query,
 )
 from sqlml.sql import dialect as sqlml_dialect
@@ -131,10 +135,10 @@ def test_custom_expressions_come_out_of_the_dialect() -> None:
     tree = sqlglot.parse_one(
         "SELECT predict('m', *), predict_proba('m@2', a) FROM t", dialect=Sqlml
     )
-    calls = list(tree.find_all(sqlml_dialect.ModelFunction))
+    calls = list(tree.find_all(expressions.ModelFunction))
     assert [type(call) for call in calls] == [
-        sqlml_dialect.SqlmlPredict,
-        sqlml_dialect.SqlmlPredictProba,
+        expressions.SqlmlPredict,
+        expressions.SqlmlPredictProba,
     ]
     assert [call.ref for call in calls] == ["m", "m@2"]
     assert not list(tree.find_all(exp.Predict))
@@ -232,7 +236,9 @@ def test_public_api_is_sorted_and_complete() -> None:
     assert all(hasattr(sqlml.sql, name) for name in sqlml.sql.__all__)
 
 
-@pytest.mark.parametrize("module", [frontend, sqlml_dialect])
+@pytest.mark.parametrize(
+    "module", [frontend, sqlml_dialect, dialect_datafusion, rewrite, references]
+)
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0
@@ -284,10 +290,13 @@ def test_docstring_examples_run(module: object) -> None:
 )
 @settings(max_examples=300, deadline=None)
 def test_only_text_with_sqlml_words_can_hold_sqlml(words: list[str]) -> None:
-    # The front end skips tokenizing a statement without ';' and without these words.
+    # sqlml_tokens skips tokenizing text that spells none of the dialect's words: that
+    # shortcut must never hide a construct the token scan would find.
     sql = " ".join(words)
     tokens = sqlml_dialect.Sqlml().tokenize(sql)
-    if sqlml_dialect.has_sqlml_construct(tokens):
-        assert any(word in sql.casefold() for word in ("model", "predict", "evaluate", "feature"))
+    if sqlml_dialect._holds_sqlml(tokens):
+        found = sqlml_dialect.sqlml_tokens(sql)
+        assert found is not None
+        assert [token.text for token in found] == [token.text for token in tokens]
     if tokens:
         assert frontend.split_statements(sql) == [sql.strip()]

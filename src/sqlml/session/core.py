@@ -142,10 +142,11 @@ class Session(Closing):
         script = self._script(query)
         self.called_models = ()
         result = pa.table({})
-        for i, text in enumerate(script.texts):
+        for i in range(len(script.texts)):
             last = i == len(script.texts) - 1
-            with self._sources.attached_tables(text, self.engine):
-                result = self._run(script, i, params if last else None)
+            statement = self._parse(script, i)
+            with self._sources.attached_tables(statement, self.engine):
+                result = self._run_parsed(statement, params if last else None)
         return result
 
     def sql_reader(
@@ -211,7 +212,7 @@ class Session(Closing):
         state = StatementState(self.predict_path)
         try:
             with (
-                self._sources.attached_tables(statement.sql, self.engine),
+                self._sources.attached_tables(statement, self.engine),
                 self.planner.rewritten(statement, state, self._relation(state)) as rewritten,
             ):
                 return self.engine.result_schema(rewritten.sql, params)

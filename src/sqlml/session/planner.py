@@ -22,7 +22,7 @@ from sqlml.catalog import ModelVersion
 from sqlml.engines import Engine, binding
 from sqlml.errors import ColumnNotFound, CompileNotSupported, FeatureMissing, QueryError
 from sqlml.models import ModelCache
-from sqlml.sql import frontend
+from sqlml.sql import frontend, rewrite
 from sqlml.udfs.predict import LoadedModel
 
 log = logging.getLogger("sqlml")
@@ -163,7 +163,7 @@ class PredictPlanner:
             return bound[-1]
 
         try:
-            text = frontend.rewrite_query(
+            text = rewrite.rewrite_query(
                 sql, bind, tables=table_function, dialect=self.engine.SQLGLOT_DIALECT
             )
             yield RewrittenQuery(text, bound, registered)

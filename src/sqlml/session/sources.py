@@ -15,6 +15,7 @@ from sqlml.errors import SourceError
 
 if TYPE_CHECKING:
     from sqlml.pgsource import PostgresSource
+    from sqlml.sql.statements import Statement
 
 
 class PostgresSources:
@@ -81,7 +82,7 @@ class PostgresSources:
             return pgsource.write_postgres(uri, table_name, data, mode, schema)
         return self._first().write(table_name, data, mode, schema)
 
-    def attached_tables(self, statement: str, engine: Engine) -> ExitStack:
+    def attached_tables(self, statement: Statement, engine: Engine) -> ExitStack:
         """A fresh stream, registered with the engine, of each attached table a statement
         reads; closing the returned stack unregisters and closes them.
 

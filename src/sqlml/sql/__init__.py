@@ -16,10 +16,9 @@ from sqlml.sql.frontend import (
     TableFunctionCall,
     TableFunctionHandler,
     parse_statement,
-    replace_table_functions,
-    rewrite_query,
     split_statements,
 )
+from sqlml.sql.rewrite import replace_table_functions, rewrite_query
 
 __all__ = [
     "Bind",

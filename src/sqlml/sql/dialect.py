@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 from sqlglot.generator import Generator
 from sqlglot.generators.duckdb import DuckDBGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
@@ -34,67 +34,23 @@ from sqlglot.tokenizer_core import Token, TokenType
 from sqlml.catalog.entities import ModelRef, validate_alias, validate_name
 from sqlml.errors import AliasInvalid, InvalidModelName
 from sqlml.sql.expressions import (
-    END_META_KEY as END_META_KEY,
-)
-from sqlml.sql.expressions import (
-    MODEL_FUNCTIONS as MODEL_FUNCTIONS,
-)
-from sqlml.sql.expressions import (
-    QUERY_SPAN_META_KEY as QUERY_SPAN_META_KEY,
-)
-from sqlml.sql.expressions import (
-    SCALAR_FUNCTIONS as SCALAR_FUNCTIONS,
-)
-from sqlml.sql.expressions import (
-    STATEMENTS as STATEMENTS,
-)
-from sqlml.sql.expressions import (
-    TABLE_FUNCTIONS as TABLE_FUNCTIONS,
-)
-from sqlml.sql.expressions import (
-    CreateModel as CreateModel,
-)
-from sqlml.sql.expressions import (
-    DeployModel as DeployModel,
-)
-from sqlml.sql.expressions import (
-    DescribeModel as DescribeModel,
-)
-from sqlml.sql.expressions import (
-    DropModel as DropModel,
-)
-from sqlml.sql.expressions import (
-    Explain as Explain,
-)
-from sqlml.sql.expressions import (
-    ModelFunction as ModelFunction,
-)
-from sqlml.sql.expressions import (
-    OptionValue as OptionValue,
-)
-from sqlml.sql.expressions import (
-    ShowModels as ShowModels,
-)
-from sqlml.sql.expressions import (
-    SqlmlEvaluate as SqlmlEvaluate,
-)
-from sqlml.sql.expressions import (
-    SqlmlFeatureImportance as SqlmlFeatureImportance,
-)
-from sqlml.sql.expressions import (
-    SqlmlPredict as SqlmlPredict,
-)
-from sqlml.sql.expressions import (
-    SqlmlPredictProba as SqlmlPredictProba,
-)
-from sqlml.sql.expressions import (
-    _NotAnOption as _NotAnOption,
-)
-from sqlml.sql.expressions import (
-    _scalar as _scalar,
-)
-from sqlml.sql.expressions import (
-    option_value as option_value,
+    END_META_KEY,
+    MODEL_FUNCTIONS,
+    QUERY_SPAN_META_KEY,
+    SCALAR_FUNCTIONS,
+    CreateModel,
+    DeployModel,
+    DescribeModel,
+    DropModel,
+    Explain,
+    ModelFunction,
+    ShowModels,
+    SqlmlEvaluate,
+    SqlmlFeatureImportance,
+    SqlmlPredict,
+    SqlmlPredictProba,
+    _NotAnOption,
+    option_value,
 )
 
 # --------------------------------------------------------------------------- tokens
@@ -108,25 +64,55 @@ def _word(token: Token) -> str | None:
     return None if token.token_type in _STRINGLIKE else token.text.upper()
 
 
-def starts_sqlml_statement(tokens: Sequence[Token]) -> bool:
-    """Whether ``tokens`` begin one of sqlml's statements (CREATE MODEL, SHOW MODELS...)."""
+def sqlml_tokens(sql: str, dialect: type[Sqlml] | None = None) -> list[Token] | None:
+    """The tokens of one statement that may hold a sqlml construct; None for plain SQL.
+
+    This is the one test of "sqlml or plain SQL" before parsing, and it reads the
+    parser's own tables: a statement is sqlml's if it begins with the words of one of
+    :attr:`SqlmlParser.SQLML_STATEMENTS` (after ``EXPLAIN [ANALYZE]``) or calls one of
+    :data:`MODEL_FUNCTIONS` (``predict(`` ...). The parse then has the last word: words
+    that turn out not to be sqlml's (``DESCRIBE model.t``, a macro named ``predict``) are
+    read as the engine's SQL. Text that spells none of those words is not tokenized at
+    all (a 400 kB compiled model is plain SQL), and text the tokenizer cannot read is the
+    engine's to report.
+
+    >>> sqlml_tokens("SELECT 1") is None
+    True
+    >>> [token.text for token in sqlml_tokens("SHOW MODELS")]
+    ['SHOW', 'MODELS']
+    """
+    folded = sql.casefold()
+    if not any(word in folded for word in SQLML_WORDS):
+        return None
+    try:
+        tokens = (dialect or Sqlml)().tokenize(sql)
+    except TokenError:
+        return None
+    return tokens if _holds_sqlml(tokens) else None
+
+
+def _holds_sqlml(tokens: Sequence[Token]) -> bool:
+    """Whether a token stream begins a sqlml statement (at the start or after a ``;``) or
+    calls a sqlml function anywhere."""
+    start = 0
+    for index, token in enumerate(tokens):
+        if token.token_type == TokenType.SEMICOLON:
+            if _begins_statement(tokens[start:index]):
+                return True
+            start = index + 1
+        elif _calls_model_function(tokens, index):
+            return True
+    return _begins_statement(tokens[start:])
+
+
+def _begins_statement(tokens: Sequence[Token]) -> bool:
     while tokens and _word(tokens[0]) in ("EXPLAIN", "ANALYZE"):
         tokens = tokens[1:]
-    words = [_word(token) for token in tokens[:4]]
-    words += [None] * (4 - len(words))
-    first, second = words[0], words[1]
-    if first == "CREATE":
-        return second == "MODEL" or words[1:4] == ["OR", "REPLACE", "MODEL"]
-    if first == "SHOW":
-        return second == "MODELS" and len(tokens) == 2
-    if first == "DESCRIBE":
-        # ``DESCRIBE model`` and ``DESCRIBE model.t`` describe tables named ``model``.
-        return second == "MODEL" and len(tokens) > 2 and tokens[2].token_type != TokenType.DOT
-    return first in ("DROP", "DEPLOY") and second == "MODEL"
+    words = tuple(_word(token) for token in tokens[:4])
+    return any(words[: len(head)] == head for head in SqlmlParser.SQLML_STATEMENTS)
 
 
-def calls_model_function(tokens: Sequence[Token], index: int) -> bool:
-    """Whether ``tokens[index]`` starts a call of a sqlml function (``predict(`` ...)."""
+def _calls_model_function(tokens: Sequence[Token], index: int) -> bool:
     token = tokens[index]
     return (
         token.token_type in (TokenType.VAR, TokenType.IDENTIFIER)
@@ -135,22 +121,6 @@ def calls_model_function(tokens: Sequence[Token], index: int) -> bool:
         and tokens[index + 1].token_type == TokenType.L_PAREN
         and (index == 0 or tokens[index - 1].token_type != TokenType.DOT)
     )
-
-
-def has_sqlml_construct(tokens: Sequence[Token]) -> bool:
-    """Whether a token stream holds any sqlml statement or function call.
-
-    Statements are recognised at the start of the text and after each semicolon.
-    """
-    start = 0
-    for index, token in enumerate(tokens):
-        if token.token_type == TokenType.SEMICOLON:
-            if starts_sqlml_statement(tokens[start:index]):
-                return True
-            start = index + 1
-        elif calls_model_function(tokens, index):
-            return True
-    return starts_sqlml_statement(tokens[start:])
 
 
 # --------------------------------------------------------------------------- parser
@@ -171,12 +141,17 @@ class SqlmlParser(DuckDBParser):
         "FEATURE_IMPORTANCE": lambda self: self._parse_model_function(SqlmlFeatureImportance),
     }
 
-    STATEMENT_PARSERS: t.ClassVar[dict[TokenType, t.Callable[..., exp.Expr | None]]] = {
-        **DuckDBParser.STATEMENT_PARSERS,
-        TokenType.CREATE: lambda self: self._parse_create_or_model(),
-        TokenType.DESCRIBE: lambda self: self._parse_describe_or_model(),
-        TokenType.DROP: lambda self: self._parse_drop_or_model(),
-        TokenType.SHOW: lambda self: self._parse_show_or_models(),
+    #: sqlml's statements by the words they begin with, tried in order wherever a
+    #: statement starts. A parser returning None means "not sqlml's after all" (``SHOW
+    #: MODELS LIKE ...``, ``DESCRIBE model.t``): the words are read as the engine's SQL.
+    #: :func:`sqlml_tokens` looks for the same words.
+    SQLML_STATEMENTS: t.ClassVar[dict[tuple[str, ...], t.Callable[..., exp.Expr | None]]] = {
+        ("CREATE", "OR", "REPLACE", "MODEL"): lambda self: self._parse_create_model(True),
+        ("CREATE", "MODEL"): lambda self: self._parse_create_model(False),
+        ("SHOW", "MODELS"): lambda self: self._parse_show_models(),
+        ("DESCRIBE", "MODEL"): lambda self: self._parse_describe_model(),
+        ("DROP", "MODEL"): lambda self: self._parse_drop_model(),
+        ("DEPLOY", "MODEL"): lambda self: self._parse_deploy_model(),
     }
 
     def _fail(self, message: str, token: Token | None = None) -> t.NoReturn:
@@ -184,31 +159,25 @@ class SqlmlParser(DuckDBParser):
         raise ParseError(message)  # reached only when the error level does not raise
 
     def _parse_statement(self) -> exp.Expr | None:
-        if _word(self._curr) == "EXPLAIN":
+        if self._curr and _word(self._curr) == "EXPLAIN":
             self._advance()
             analyze = self._match_text_seq("ANALYZE")
             statement = self._parse_statement()
             if statement is None:
                 self._fail("Expected a statement after EXPLAIN")
             return self.expression(Explain(this=statement, analyze=analyze))
-        if (
-            _word(self._curr) == "DEPLOY"
-            and _word(self._next) == "MODEL"
-            and self._index == 0  # a statement's first token
-        ):
-            self._advance(2)
-            return self._parse_deploy_model()
+        start, comments = self._index, self._curr.comments if self._curr else None
+        for head, parse in self.SQLML_STATEMENTS.items():
+            if self._curr and self._match_text_seq(*head):
+                node = parse(self)
+                if node is not None:
+                    node.add_comments(comments, prepend=True)
+                    return node
+                self._retreat(start)
+                break
         return super()._parse_statement()
 
     # ----- statements
-
-    def _parse_create_or_model(self) -> exp.Expr:
-        index = self._index
-        replace = self._match_text_seq("OR", "REPLACE")
-        if self._match_text_seq("MODEL"):
-            return self._parse_create_model(replace)
-        self._retreat(index)
-        return self._parse_create()
 
     def _parse_create_model(self, replace: bool) -> CreateModel:
         name = self._parse_model_name("CREATE MODEL")
@@ -269,16 +238,12 @@ class SqlmlParser(DuckDBParser):
             )
         return self.expression(exp.Property(this=exp.var(key.name.lower()), value=value))
 
-    def _parse_describe_or_model(self) -> exp.Expr:
-        if self._match_text_seq("MODEL"):
-            if self._curr and self._curr.token_type != TokenType.DOT:
-                return self.expression(DescribeModel(this=self._parse_model_name("DESCRIBE MODEL")))
-            self._retreat(self._index - 1)
-        return self._parse_describe()
+    def _parse_describe_model(self) -> DescribeModel | None:
+        if not self._curr or self._curr.token_type == TokenType.DOT:
+            return None  # ``DESCRIBE model`` or ``DESCRIBE model.t``: a table named model
+        return self.expression(DescribeModel(this=self._parse_model_name("DESCRIBE MODEL")))
 
-    def _parse_drop_or_model(self) -> exp.Expr:
-        if not self._match_text_seq("MODEL"):
-            return self._parse_drop()
+    def _parse_drop_model(self) -> DropModel:
         exists = self._parse_exists()
         name = self._parse_model_name("DROP MODEL")
         version = None
@@ -303,12 +268,8 @@ class SqlmlParser(DuckDBParser):
                 self._fail(str(exc), self._prev)
         return self.expression(DeployModel(this=name, version=version, alias=alias))
 
-    def _parse_show_or_models(self) -> exp.Expr | None:
-        if self._match_text_seq("MODELS"):
-            if not self._curr:
-                return self.expression(ShowModels())
-            self._retreat(self._index - 1)
-        return self._parse_show()
+    def _parse_show_models(self) -> ShowModels | None:
+        return None if self._curr else self.expression(ShowModels())
 
     def _parse_model_name(self, statement: str) -> exp.Identifier:
         name = self._parse_id_var(any_token=False)
@@ -384,6 +345,14 @@ class SqlmlParser(DuckDBParser):
 # --------------------------------------------------------------------------- generator
 
 
+#: Words every sqlml construct spells, in some case: the last word of each statement's
+#: beginning (MODEL, MODELS) and the function names.
+SQLML_WORDS = frozenset(
+    [head[-1].casefold() for head in SqlmlParser.SQLML_STATEMENTS]
+    + [name.casefold() for name in MODEL_FUNCTIONS]
+)
+
+
 def _options_sql(gen: Generator, node: CreateModel) -> str:
     options = node.args.get("options") or []
     if not options:
@@ -437,51 +406,3 @@ class Sqlml(DuckDB):
     Tokenizer = SqlmlTokenizer
     Parser = SqlmlParser
     Generator = SqlmlGenerator
-
-
-# --------------------------------------------------------------------------- DataFusion
-
-
-def _named_struct_sql(gen: Generator, node: exp.Struct) -> str:
-    """``named_struct('a', x, 'b', y)``: DataFusion's struct with named fields."""
-    args: list[str] = []
-    for i, field in enumerate(node.expressions):
-        if isinstance(field, exp.PropertyEQ):
-            args += [gen.sql(exp.Literal.string(field.name)), gen.sql(field, "expression")]
-        else:
-            args += [gen.sql(exp.Literal.string(f"c{i}")), gen.sql(field)]
-    return f"named_struct({', '.join(args)})"
-
-
-class SqlmlDataFusionGenerator(SqlmlGenerator):
-    """The generator for DataFusion: what the front end writes into DataFusion statements.
-
-    The front end only writes its own constructs (bound function calls, quoted column
-    names, relation names); everything else in a statement reaches DataFusion as written.
-    """
-
-    TRANSFORMS: t.ClassVar[dict[type[exp.Expr], t.Callable[..., str]]] = {
-        **SqlmlGenerator.TRANSFORMS,
-        exp.Struct: _named_struct_sql,
-    }
-
-    def extract_sql(self, expression: exp.Extract) -> str:
-        # DataFusion knows PostgreSQL's EXTRACT(DOY ...), not DuckDB's EXTRACT(DAYOFYEAR ...).
-        return f"EXTRACT({expression.this.name} FROM {self.sql(expression, 'expression')})"
-
-
-class SqlmlDataFusion(Sqlml):
-    """The sqlml dialect for DataFusion.
-
-    sqlglot has no DataFusion dialect. DataFusion's SQL (sqlparser-rs, PostgreSQL-like)
-    is read with the DuckDB-based grammar of :class:`Sqlml`, which accepts what surrounds
-    sqlml's calls (``::`` casts, ``arrow_cast(...)``, ``named_struct``, subqueries without
-    aliases, ...); statements without sqlml constructs are never parsed and reach
-    DataFusion unchanged. Structs are written as DataFusion's ``named_struct``.
-
-    >>> from sqlglot import parse_one
-    >>> parse_one("SELECT {'a': x} AS s", dialect=SqlmlDataFusion).sql(dialect=SqlmlDataFusion)
-    "SELECT named_struct('a', x) AS s"
-    """
-
-    Generator = SqlmlDataFusionGenerator

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from sqlglot.dialects.dialect import Dialect
 
 from sqlml.errors import UnknownDialect, UnknownEngine
-from sqlml.sql.dialect import Sqlml, SqlmlDataFusion
+from sqlml.sql.dialect import Sqlml
+from sqlml.sql.dialect_datafusion import SqlmlDataFusion
 
 __all__ = ["ENGINE_DIALECTS", "dialect_names", "engine_dialect", "get_dialect"]
 

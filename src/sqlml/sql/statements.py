@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from sqlml.catalog.entities import ModelRef
 from sqlml.engines.binding import Binding
-from sqlml.sql.dialect import OptionValue
+from sqlml.sql.expressions import OptionValue
 
 __all__ = [
     "Bind",
@@ -36,12 +36,14 @@ class CreateModelStatement:
         replace: whether OR REPLACE was given.
         options: option values by lower-cased key; not validated here (the trainer does).
         query_sql: the training query, exactly as written (outer parentheses removed).
+        tree: the statement's sqlglot tree from the one parse; None when built by hand.
     """
 
     name: str
     replace: bool
     options: Mapping[str, OptionValue]
     query_sql: str
+    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
