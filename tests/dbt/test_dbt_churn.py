@@ -1,8 +1,11 @@
 """The dbt example project (examples/dbt_churn) builds with the sqlml.dbt plugin.
 
 Real dbt in a subprocess (dbt warns in-process, and pytest turns warnings into errors),
-real DuckDB, real catalogs: SQLite, and PostgreSQL through the ``postgres_uri`` fixture.
-One build per catalog; the tests read its DuckDB file with sqlml.
+real DuckDB, real catalogs. dbt-duckdb is the warehouse, so the plugin scores in DuckDB on
+every cell of the engine x catalog matrix; the cell's engine is the one that trained the
+models dbt scores (DuckDB through the ``sqlml`` command, as the README says; DataFusion
+in-process, over the seed's CSV file), and its catalog holds them. One build per cell;
+the tests read its DuckDB file with sqlml.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import sqlml
-from sqlml.catalog import open_catalog
+from tests.conftest import Cell
 from tests.dbt.runner import run_dbt, succeeded
 from tests.test_cli import run as run_sqlml
 
@@ -90,42 +93,30 @@ def check_predictions(project: Path, catalog: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The example project built once against a SQLite catalog."""
-    root = tmp_path_factory.mktemp("dbt_sqlite")
-    project, catalog = root / "dbt_churn", f"sqlite:///{root / 'catalog.db'}"
+def build(module_cell: Cell, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The example project seeded, trained on the cell's engine into its catalog, built."""
+    root = tmp_path_factory.mktemp(f"dbt_{module_cell}")
+    project, catalog = root / "dbt_churn", module_cell.catalog_uri
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target", "logs", "*.db"))
     assert succeeded(dbt(project, catalog, "seed"))
-    # Trained as the README says, with the sqlml command (the PostgreSQL test trains
-    # in-process, which is quicker).
-    args = ("--catalog", catalog, "--database", WAREHOUSE)
     train = (project / "train.sql").read_text(encoding="utf-8")
-    assert succeeded(run_sqlml("sql", *args, train, cwd=project))
+    if module_cell.engine == "duckdb":
+        args = ("--catalog", catalog, "--database", WAREHOUSE)
+        assert succeeded(run_sqlml("sql", *args, train, cwd=project))
+    else:
+        with sqlml.connect(engine=module_cell.engine, catalog=catalog) as session:
+            session.read_csv("customers", project / "seeds" / "customers.csv")
+            session.sql(train)
     assert succeeded(dbt(project, catalog, "build"))
     return project, catalog
 
 
-def test_build_with_sqlite_catalog(sqlite_build: tuple[Path, str]) -> None:
-    check_predictions(*sqlite_build)
+def test_build_scores_as_sqlml_predicts(build: tuple[Path, str]) -> None:
+    check_predictions(*build)
 
 
-@pytest.mark.postgres
-def test_build_with_postgres_catalog(
-    sqlite_build: tuple[Path, str], postgres_uri: str, tmp_path: Path
-) -> None:
-    # The SQLite build's project, already seeded, trained into and scored from PostgreSQL.
-    project = tmp_path / "dbt_churn"
-    shutil.copytree(sqlite_build[0], project)
-    open_catalog(postgres_uri, migrate=True).close()
-    train = (project / "train.sql").read_text(encoding="utf-8")
-    with sqlml.connect(catalog=postgres_uri, database=str(project / WAREHOUSE)) as session:
-        session.sql(train)
-    assert succeeded(dbt(project, postgres_uri, "build"))
-    check_predictions(project, postgres_uri)
-
-
-def test_views_and_incremental_models(sqlite_build: tuple[Path, str], tmp_path: Path) -> None:
-    built, catalog = sqlite_build
+def test_views_and_incremental_models(build: tuple[Path, str], tmp_path: Path) -> None:
+    built, catalog = build
     project = tmp_path / "dbt_churn"
     shutil.copytree(built, project)
     models = project / "models"

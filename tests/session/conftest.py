@@ -1,4 +1,8 @@
-"""Sessions on every engine over both catalogs, and small generated data sets."""
+"""Sessions on every engine over both catalogs, and small generated data sets.
+
+``session`` runs a test on each cell of the matrix; ``engine`` and ``catalog_uri`` are for
+tests that compare engines over one catalog (they open a session per engine themselves).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import sqlml
 from sqlml.catalog import open_catalog
 from sqlml.config import ENGINES
 from sqlml.session import Session
+from tests.conftest import Cell
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,9 +39,9 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def session(engine: str, catalog_uri: str) -> Iterator[Session]:
-    """A session on each engine x each catalog."""
-    with sqlml.connect(engine=engine, catalog=catalog_uri) as opened:
+def session(cell: Cell) -> Iterator[Session]:
+    """A session on each cell of the engine x catalog matrix (``tests/conftest.py``)."""
+    with sqlml.connect(engine=cell.engine, catalog=cell.catalog_uri) as opened:
         yield opened
 
 
