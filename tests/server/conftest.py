@@ -1,4 +1,9 @@
-"""A real ``sqlml serve`` process per test module, and ADBC connections to it."""
+"""A real ``sqlml serve`` process per test module and matrix cell, and ADBC connections to it.
+
+``server`` serves ``module_cell``'s engine and catalog, so a module using it runs on every
+engine x catalog cell (cell by cell: one process per module and cell). ``in_process_server``
+runs the server on a thread of the test, for tests that drive its state (expiry) directly.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as adbc
 import pytest
+
+from sqlml.server.rpc import SqlmlFlightServer
+from sqlml.server.state import ServerOptions
+from tests.conftest import Cell
 
 USER, PASSWORD = "u", "p"
 
@@ -26,6 +36,7 @@ class Server:
     port: int
     catalog: str
     process: subprocess.Popen[str]
+    engine: str = "duckdb"
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
     """What the server wrote to stderr after it started (read by a thread, so the pipe
@@ -42,13 +53,21 @@ def free_port() -> int:
         return port
 
 
-def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    catalog = f"sqlite:///{tmp / 'catalog.db'}"
+def start_server(
+    tmp: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    engine: str = "duckdb",
+    catalog: str | None = None,
+) -> Server:
+    """Start ``sqlml serve`` on ``engine`` and ``catalog`` (default: a SQLite catalog in
+    ``tmp``), with ``args``; return once it listens."""
+    catalog = catalog or f"sqlite:///{tmp / 'catalog.db'}"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQLML_")} | (env or {})
     command = [sys.executable, "-m", "sqlml.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
-        [*command, "--catalog", catalog, *args],
+        [*command, "--engine", engine, "--catalog", catalog, *args],
         cwd=tmp,
         env=env,
         stderr=subprocess.PIPE,
@@ -62,7 +81,7 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
             break
         match = re.search(r"listening on (grpc(?:\+tls)?://\S+)", line)
         if match:
-            server = Server(match.group(1), port, catalog, process)
+            server = Server(match.group(1), port, catalog, process, engine)
             threading.Thread(
                 target=_drain, args=(process.stderr, server.lines), daemon=True
             ).start()
@@ -87,9 +106,33 @@ def stop_server(server: Server) -> str:
     return server.log()
 
 
+@contextmanager
+def in_process_server(
+    options: ServerOptions, users: Mapping[str, str] | None = None
+) -> Iterator[SqlmlFlightServer]:
+    """The Flight SQL server on a thread of this process, on a free port of 127.0.0.1
+    (``grpc://127.0.0.1:{server.port}``): its state can be swept at a chosen time."""
+    running = SqlmlFlightServer("grpc://127.0.0.1:0", options, users)
+    thread = threading.Thread(target=running.serve, daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        thread.join(timeout=30)
+        running.close_sessions()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("server"), "--auth", f"{USER}:{PASSWORD}")
+def server(tmp_path_factory: pytest.TempPathFactory, module_cell: Cell) -> Iterator[Server]:
+    """``sqlml serve`` on the cell's engine and (fresh, migrated) catalog, with auth."""
+    running = start_server(
+        tmp_path_factory.mktemp(f"server-{module_cell}"),
+        "--auth",
+        f"{USER}:{PASSWORD}",
+        engine=module_cell.engine,
+        catalog=module_cell.catalog_uri,
+    )
     yield running
     stop_server(running)
 

@@ -1,4 +1,8 @@
-"""sqlml serve on DataFusion, a non-loopback refusal, and the flightsql-dbapi client."""
+"""sqlml serve on DataFusion streams in bounded memory; a non-loopback host needs auth.
+
+Selecting and predicting on DataFusion, and the flightsql-dbapi client, are tested on every
+engine x catalog cell (test_flight_sql.py, test_commands.py). The memory test is about
+DataFusion's streaming alone (DuckDB's is test_streaming.py's), so it stays on one cell."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pytest
 
 from tests.test_cli import run
 
-from .conftest import PASSWORD, USER, Server, adbc, query, start_server, stop_server
+from .conftest import PASSWORD, USER, Server, adbc, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -20,51 +24,6 @@ def datafusion_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     )
     yield running
     stop_server(running)
-
-
-def test_datafusion_select_and_predict(datafusion_server: Server) -> None:
-    con = adbc.connect(
-        datafusion_server.uri, db_kwargs={"username": USER, "password": PASSWORD}, autocommit=True
-    )
-    try:
-        assert query(con, "SELECT 42 AS answer").to_pylist() == [{"answer": 42}]
-        query(
-            con,
-            "CREATE TABLE pts AS SELECT CAST(value AS BIGINT) AS x, value * 2.0 AS y "
-            "FROM generate_series(1, 200) AS t(value)",
-        )
-        query(con, "CREATE MODEL lin OPTIONS (target = 'y') AS SELECT x, y FROM pts")
-        result = query(con, "SELECT x, predict('lin', *) AS p FROM pts ORDER BY x LIMIT 3")
-        assert result.column_names == ["x", "p"]
-        assert result.num_rows == 3
-    finally:
-        con.close()
-
-
-def test_flightsql_dbapi_runs_predict(datafusion_server: Server) -> None:
-    import flightsql
-
-    con = flightsql.connect(
-        flightsql.FlightSQLClient(
-            host="127.0.0.1",
-            port=datafusion_server.port,
-            user=USER,
-            password=PASSWORD,
-            insecure=True,
-        )
-    )
-    cursor = con.cursor()
-    cursor.execute("SELECT 41 + 1 AS answer")
-    assert cursor.fetchall() == [[42]]
-    cursor.execute(
-        "CREATE TABLE pts2 AS SELECT CAST(value AS BIGINT) AS x, value * 3.0 AS y "
-        "FROM generate_series(1, 100) AS t(value)"
-    )
-    cursor.execute("CREATE MODEL lin2 OPTIONS (target = 'y') AS SELECT x, y FROM pts2")
-    cursor.execute("SELECT x, predict('lin2', *) AS p FROM pts2 ORDER BY x LIMIT 2")
-    rows = cursor.fetchall()
-    assert [row[0] for row in rows] == [1, 2]
-    con.close()
 
 
 def test_refuses_public_host_without_auth(tmp_path: Path) -> None:
