@@ -164,6 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds an idle client session (and its token) is kept (default 3600)",
     )
+    serve.add_argument(
+        "--data-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory whose files clients' SQL may read (repeatable); by default SQL "
+        "reaches no file, database or network address of the host",
+    )
+    serve.add_argument(
+        "--writable-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory clients' SQL may also write files to (repeatable)",
+    )
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -274,6 +289,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ticket_ttl=args.ticket_ttl,
         prepared_ttl=args.prepared_ttl,
         session_ttl=args.session_ttl,
+        data_dirs=args.data_dir,
+        writable_dirs=args.writable_dir,
     )
 
 

@@ -307,6 +307,20 @@ class TableNotFound(QueryError):
         super().__init__(engine, message, sql)
 
 
+class HostAccessDenied(QueryError):
+    """A served session's statement would reach the host's files, other databases or the
+    network, which the server does not allow (see ``sqlml serve --data-dir``)."""
+
+    HINT = (
+        "this server lets SQL reach no files of its host but those under its --data-dir "
+        "(reading) and --writable-dir (writing) directories"
+    )
+
+    def __init__(self, engine: str, message: str, sql: str = "", path: str | None = None) -> None:
+        self.path = path
+        super().__init__(engine, f"{message}; {self.HINT}", sql)
+
+
 class ColumnNotFound(QueryError):
     """A statement named a column that is not among those in scope."""
 

@@ -224,7 +224,8 @@ def test_prepared_inserts_read_back(connect: Connect) -> None:
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``sqlml serve --init`` with users from SQLML_AUTH. One cell (DuckDB, SQLite): the
-    flags are the server's, not an engine's, and the init file is DuckDB SQL."""
+    flags are the server's, not an engine's, and the init file is DuckDB SQL (``read_parquet``
+    of a file in an allowed ``--data-dir``)."""
     tmp = tmp_path_factory.mktemp("configured")
     data = tmp / "data"
     data.mkdir()
@@ -232,8 +233,14 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (tmp / "init.sql").write_text(
         f"CREATE VIEW people AS SELECT * FROM read_parquet('{data / 'people.parquet'}');"
     )
+    # the view reads its file when queried, as the client: the server must allow it
     running = start_server(
-        tmp, "--init", str(tmp / "init.sql"), env={"SQLML_AUTH": "ann:one,bob:two"}
+        tmp,
+        "--init",
+        str(tmp / "init.sql"),
+        "--data-dir",
+        str(data),
+        env={"SQLML_AUTH": "ann:one,bob:two"},
     )
     yield running
     stop_server(running)

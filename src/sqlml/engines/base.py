@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from sqlml._closing import Closing
@@ -153,3 +155,36 @@ class ServesQualifiedStreams(abc.ABC):
     @abc.abstractmethod
     def unregister_stream(self, schema: str, table: str) -> None:
         """Remove a relation made by :meth:`register_stream`."""
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """What SQL run by a served session may reach on the host: by default, nothing.
+
+    Attributes:
+        readable: directories whose files queries may read (and nothing else of the host).
+        writable: directories files may also be written to (``COPY ... TO``).
+    """
+
+    readable: tuple[Path, ...] = ()
+    writable: tuple[Path, ...] = ()
+
+    def allows_write(self, path: str) -> bool:
+        """Whether ``path`` (as SQL names it) lies under a writable directory."""
+        target = Path(path).expanduser()
+        if not target.is_absolute() or ".." in target.parts:
+            return False
+        return any(target.is_relative_to(directory) for directory in self.writable)
+
+
+class RestrictsHostAccess(abc.ABC):
+    """An engine that can be shut off from the host's files, other databases and the
+    network, with the engine's own switches, for good."""
+
+    @abc.abstractmethod
+    def restrict_host_access(self, access: HostAccess) -> None:
+        """From now on reach only what ``access`` allows; no statement can undo it.
+
+        Raises:
+            QueryError: the engine cannot be restricted as asked.
+        """

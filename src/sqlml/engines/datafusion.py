@@ -17,20 +17,30 @@ number given for a text feature is refused as it is on DuckDB.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import datafusion
 import pyarrow as pa
+from datafusion.object_store import LocalFileSystem
 from sqlglot import exp
 
-from sqlml.engines.base import Engine, PredictKind, ServesQualifiedStreams
+from sqlml.engines.base import (
+    Engine,
+    HostAccess,
+    PredictKind,
+    RestrictsHostAccess,
+    ServesQualifiedStreams,
+)
 from sqlml.engines.binding import Binding, argument_call
 from sqlml.errors import (
     ColumnNotFound,
     ConfigError,
     FeatureTypeMismatch,
+    HostAccessDenied,
     QueryError,
     SqlmlError,
     TableNotFound,
@@ -113,7 +123,7 @@ class _Bound:
         self.features = features
 
 
-class DataFusionEngine(Engine, ServesQualifiedStreams):
+class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
     """DataFusion through its Python API; one ``SessionContext`` per engine object.
 
     Data lives in memory (registered Arrow data, ``CREATE TABLE``) or in files that
@@ -142,6 +152,31 @@ class DataFusionEngine(Engine, ServesQualifiedStreams):
         self._bound: dict[str, _Bound] = {}
         self._lock = threading.Lock()
         self._failure: SqlmlError | None = None
+        self._options: datafusion.SQLOptions | None = None
+        self._scratch: str | None = None
+
+    def restrict_host_access(self, access: HostAccess) -> None:
+        # DataFusion reaches files through its object store for file:// alone: a local
+        # store rooted at the one allowed directory (or an empty private one) confines
+        # every path to it, ``LOCATION '/etc/passwd'`` included; SQLOptions turn off DML
+        # (INSERT, COPY) when that directory is only readable.
+        directories = {*access.readable, *access.writable}
+        if len(directories) > 1:
+            raise QueryError(
+                self.name,
+                "a DataFusion server serves at most one directory (one --data-dir or "
+                f"--writable-dir); got {', '.join(sorted(map(str, directories)))}",
+            )
+        if directories:
+            root = str(next(iter(directories)))
+        else:
+            root = self._scratch = tempfile.mkdtemp(prefix="sqlml-datafusion-")
+        try:
+            self.ctx.register_object_store("file://", LocalFileSystem(prefix=root), None)
+        except Exception as exc:
+            raise QueryError(self.name, f"cannot restrict host access: {exc}") from exc
+        read_only = bool(access.readable) and not access.writable
+        self._options = datafusion.SQLOptions().with_allow_dml(not read_only)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         try:
@@ -153,10 +188,8 @@ class DataFusionEngine(Engine, ServesQualifiedStreams):
         """Start a statement: its DataFrame, run when collected or streamed."""
         with self._lock:
             self._failure = None
-        if params:
-            values = {str(i): value for i, value in enumerate(params, start=1)}
-            return self.ctx.sql(sql, param_values=values)
-        return self.ctx.sql(sql)
+        values = {str(i): value for i, value in enumerate(params or (), start=1)}
+        return self.ctx.sql(sql, self._options, param_values=values or None)
 
     def _error(self, exc: Exception, sql: str) -> SqlmlError:
         """The sqlml error for a failed statement: a function's own error, a feature of
@@ -313,6 +346,8 @@ class DataFusionEngine(Engine, ServesQualifiedStreams):
         for name in self._bound:
             self.ctx.deregister_udf(name)
         self._bound.clear()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def _check_text(ref: str, feature: Feature, types: pa.Array) -> None:
@@ -384,6 +419,9 @@ def _arrow_typeof(value: exp.Expr) -> exp.Expr:
 
 def _query_error(message: str, sql: str) -> QueryError:
     """A failed statement's error, typed when DataFusion's message says what is missing."""
+    # Refused by the SQLOptions of a served session: DML not supported: COPY
+    if "DML not supported" in message:
+        return HostAccessDenied("datafusion", message, sql)
     # The planner says: table 'datafusion.public.x' not found
     _, sep, rest = message.partition("table '")
     name, quote, tail = rest.partition("'")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -11,16 +13,26 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.func import FunctionNullHandling, PythonUDFType
+from sqlglot import exp, parse_one
+from sqlglot.errors import SqlglotError
 
 from sqlml.engines.base import (
     Engine,
     HasNativePredict,
+    HostAccess,
     ModelLoader,
     PredictKind,
+    RestrictsHostAccess,
     ServesQualifiedStreams,
 )
 from sqlml.engines.binding import Binding, struct_call
-from sqlml.errors import ColumnNotFound, QueryError, SqlmlError, TableNotFound
+from sqlml.errors import (
+    ColumnNotFound,
+    HostAccessDenied,
+    QueryError,
+    SqlmlError,
+    TableNotFound,
+)
 
 if TYPE_CHECKING:
     from sqlml.catalog import Catalog, ModelVersion
@@ -69,7 +81,7 @@ def duckdb_type(type_: pa.DataType) -> str:
         raise QueryError("duckdb", f"predictions of type {type_} are not supported") from None
 
 
-class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams):
+class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHostAccess):
     """DuckDB through its Python API; one connection per engine object.
 
     A DuckDB connection serves one call at a time; open one engine per client session.
@@ -96,6 +108,58 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams):
         self._failure: SqlmlError | None = None
         self._failure_lock = threading.Lock()
         self._stream_catalogs: set[str] = set()
+        self._writes: HostAccess | None = None
+        """Set when some readable directories are not writable: writes are checked."""
+        self._scratch: str | None = None
+
+    def restrict_host_access(self, access: HostAccess) -> None:
+        # DuckDB's own switches: no file, database, extension or network access but the
+        # allowed directories (and a private directory for spilling), locked for good.
+        self._scratch = tempfile.mkdtemp(prefix="sqlml-duckdb-")
+        allowed = [self._scratch, *map(str, access.readable), *map(str, access.writable)]
+        listed = ", ".join(_literal(os.path.join(path, "")) for path in allowed)
+        try:
+            self.con.execute(f"SET temp_directory = {_literal(self._scratch)}")
+            self.con.execute(f"SET allowed_directories = [{listed}]")
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            raise QueryError(self.name, f"cannot restrict host access: {exc}") from exc
+        if set(access.readable) - set(access.writable):
+            self._writes = access
+
+    def _check_writes(self, sql: str) -> None:
+        """Refuse statements that would write outside the writable directories.
+
+        DuckDB lets a statement write wherever it may read; where some readable
+        directories are not writable, DuckDB's own parser says which statements write
+        files (COPY, EXPORT DATABASE, ATTACH), and a COPY's direction and target are read
+        with sqlglot.
+        """
+        assert self._writes is not None
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error:
+            return  # unparsable: DuckDB reports it when it runs the statement
+        for statement in statements:
+            if statement.type == duckdb.StatementType.COPY:
+                try:
+                    tree = parse_one(statement.query, dialect="duckdb")
+                except SqlglotError:
+                    tree = None
+                if isinstance(tree, exp.Copy):
+                    if tree.args.get("kind"):  # COPY ... FROM reads
+                        continue
+                    files = [f.name for f in tree.args.get("files") or []]
+                    if files and all(self._writes.allows_write(f) for f in files):
+                        continue
+                    target = files[0] if files else None
+                    raise HostAccessDenied(self.name, f"cannot write {target!r}", sql, target)
+                raise HostAccessDenied(self.name, "cannot tell where this COPY writes", sql)
+            if statement.type in (duckdb.StatementType.EXPORT, duckdb.StatementType.ATTACH):
+                raise HostAccessDenied(
+                    self.name, f"{statement.type.name} is not allowed on this server", sql
+                )
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         try:
@@ -120,6 +184,8 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams):
         """Start a statement (None: it has no result)."""
         with self._failure_lock:
             self._failure = None
+        if self._writes is not None:
+            self._check_writes(sql)
         return self.con.sql(sql, params=params) if params else self.con.sql(sql)
 
     def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
@@ -271,6 +337,8 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams):
 
     def close(self) -> None:
         self.con.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> DuckDBEngine:
@@ -295,8 +363,18 @@ def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> DuckDBEngine:
     return engine
 
 
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _query_error(message: str, sql: str) -> QueryError:
     """A failed statement's error, typed when DuckDB's message says what is missing."""
+    # Refused by enable_external_access = false: Permission Error: Cannot access file "x"
+    head, sep, rest = message.partition('Cannot access file "')
+    if "Permission Error" in message:
+        path, found, _ = rest.partition('"')
+        return HostAccessDenied("duckdb", message, sql, path if sep and found else None)
     # The catalog says: Table with name x does not exist!
     _, sep, rest = message.partition("Table with name ")
     table, found, _ = rest.partition(" does not exist")

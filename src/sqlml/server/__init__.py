@@ -14,6 +14,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from sqlml.config import Settings
+from sqlml.engines.base import HostAccess
 from sqlml.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,6 +77,32 @@ def read_tls(cert: str | None, key: str | None) -> list[tuple[bytes, bytes]]:
     return [(pems[0], pems[1])]
 
 
+def host_access(
+    settings: Settings, data_dirs: Sequence[str], writable_dirs: Sequence[str]
+) -> HostAccess:
+    """What clients' SQL may reach of the host: the directories given, which must exist
+    and must not hold the catalog's file (nor the server's own files then)."""
+    found: dict[str, list[Path]] = {"--data-dir": [], "--writable-dir": []}
+    for flag, paths in (("--data-dir", data_dirs), ("--writable-dir", writable_dirs)):
+        for path in paths:
+            directory = Path(path).expanduser().resolve()
+            if not directory.is_dir():
+                raise ConfigError(flag, f"{path} is not a directory")
+            found[flag].append(directory)
+    catalog = settings.catalog.removeprefix("sqlite:///") if settings.catalog else ""
+    if catalog and catalog != settings.catalog and catalog != ":memory:":
+        catalog_file = Path(catalog).expanduser().resolve()
+        for flag, directories in found.items():
+            for directory in directories:
+                if catalog_file.is_relative_to(directory):
+                    raise ConfigError(
+                        flag,
+                        f"{directory} holds the catalog {catalog_file}: clients could read "
+                        "or replace every model; keep the catalog outside data directories",
+                    )
+    return HostAccess(tuple(found["--data-dir"]), tuple(found["--writable-dir"]))
+
+
 def serve(
     settings: Settings,
     *,
@@ -89,12 +116,15 @@ def serve(
     ticket_ttl: float | None = None,
     prepared_ttl: float | None = None,
     session_ttl: float | None = None,
+    data_dirs: Sequence[str] = (),
+    writable_dirs: Sequence[str] = (),
 ) -> int:
     """Run the Flight SQL server until SIGTERM or Ctrl-C; returns the exit status.
 
     ``ticket_ttl``, ``prepared_ttl`` and ``session_ttl`` are the seconds a result waits for
     its DoGet, an unused prepared statement is kept and an idle session is kept (``None``
-    for :class:`~sqlml.server.state.ServerOptions`'s defaults).
+    for :class:`~sqlml.server.state.ServerOptions`'s defaults). Clients' SQL reaches no
+    file of the host but those under ``data_dirs`` (reading) and ``writable_dirs``.
     """
     from sqlml.server.metrics import Metrics
     from sqlml.server.rpc import SqlmlFlightServer
@@ -129,6 +159,7 @@ def serve(
         ticket_ttl=TICKET_TTL if ticket_ttl is None else ticket_ttl,
         prepared_ttl=PREPARED_TTL if prepared_ttl is None else prepared_ttl,
         session_ttl=SESSION_TTL if session_ttl is None else session_ttl,
+        host_access=host_access(settings, data_dirs, writable_dirs),
     )
     bind = f"[{host}]" if ":" in host else host
     scheme = "grpc+tls" if tls else "grpc"
@@ -136,6 +167,11 @@ def serve(
     server = SqlmlFlightServer(
         f"{scheme}://{bind}:{port}", options, users, tls_certificates=tls, metrics=metrics
     )
+    try:
+        server.state.check()
+    except BaseException:
+        server.shutdown()
+        raise
     if metrics is not None and metrics_port is not None:
         try:
             metrics.serve(metrics_port)

@@ -17,6 +17,7 @@ import pyarrow.flight as flight
 
 from sqlml.errors import (
     CatalogUnavailable,
+    HostAccessDenied,
     ModelNotFound,
     SourceTableNotFound,
     SourceUnavailable,
@@ -73,6 +74,7 @@ STATUSES: dict[type[BaseException], tuple[Callable[[str], Exception], bool]] = {
     ModelNotFound: (NotFound, True),
     SourceTableNotFound: (NotFound, True),
     TableNotFound: (NotFound, True),
+    HostAccessDenied: (flight.FlightUnauthorizedError, True),
     SqlmlError: (InvalidArgument, True),
     pb.ProtocolError: (InvalidArgument, True),
 }

@@ -23,6 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from sqlml.engines.base import HostAccess, RestrictsHostAccess
+from sqlml.errors import QueryError
 from sqlml.server.errors import NotFound, flight_errors
 from sqlml.server.metrics import Metrics
 from sqlml.session import Session, connect
@@ -163,6 +165,8 @@ class ServerOptions:
         ticket_ttl: seconds a result waits for its DoGet.
         prepared_ttl: seconds an unused prepared statement is kept.
         session_ttl: seconds an idle client session (and its token) is kept.
+        host_access: what clients' SQL may reach of the host (by default nothing: no
+            file, other database or network address), applied after ``init_sql``.
     """
 
     engine: str | None = None
@@ -172,6 +176,7 @@ class ServerOptions:
     ticket_ttl: float = TICKET_TTL
     prepared_ttl: float = PREPARED_TTL
     session_ttl: float = SESSION_TTL
+    host_access: HostAccess = field(default_factory=HostAccess)
 
 
 class ServerState:
@@ -234,14 +239,27 @@ class ServerState:
         prepared.last_used = time.monotonic()
         return prepared
 
+    def check(self) -> None:
+        """Open and close one client session: what would stop every client (an init file
+        that fails, an engine that cannot be restricted as asked) stops the server now.
+
+        Raises:
+            SqlmlError: the session could not be opened.
+        """
+        self._open_session().close()
+
     def _open_session(self) -> Session:
         session = connect(self.options.engine, self.options.catalog, self.options.database)
-        if self.options.init_sql:
-            try:
+        try:
+            if self.options.init_sql:
                 session.sql(self.options.init_sql)
-            except BaseException:
-                session.close()
-                raise
+            # The server's own set-up is done: from here on the session is a client's.
+            if not isinstance(session.engine, RestrictsHostAccess):
+                raise QueryError(session.engine.name, "cannot be shut off from the host")
+            session.engine.restrict_host_access(self.options.host_access)
+        except BaseException:
+            session.close()
+            raise
         return session
 
     def _count_sessions(self) -> None:
