@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds an idle client session (and its token) is kept (default 3600)",
     )
     serve.add_argument(
+        "--token-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a login's bearer token is valid (default 43200, 12 hours)",
+    )
+    serve.add_argument(
         "--data-dir",
         action="append",
         default=[],
@@ -289,6 +295,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ticket_ttl=args.ticket_ttl,
         prepared_ttl=args.prepared_ttl,
         session_ttl=args.session_ttl,
+        token_ttl=args.token_ttl,
         data_dirs=args.data_dir,
         writable_dirs=args.writable_dir,
     )

@@ -108,11 +108,14 @@ def stop_server(server: Server) -> str:
 
 @contextmanager
 def in_process_server(
-    options: ServerOptions, users: Mapping[str, str] | None = None
+    options: ServerOptions,
+    users: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[SqlmlFlightServer]:
     """The Flight SQL server on a thread of this process, on a free port of 127.0.0.1
-    (``grpc://127.0.0.1:{server.port}``): its state can be swept at a chosen time."""
-    running = SqlmlFlightServer("grpc://127.0.0.1:0", options, users)
+    (``grpc://127.0.0.1:{server.port}``): its state can be swept at a chosen time, and
+    its tokens and login throttling go by ``clock``."""
+    running = SqlmlFlightServer("grpc://127.0.0.1:0", options, users, clock=clock)
     thread = threading.Thread(target=running.serve, daemon=True)
     thread.start()
     try:

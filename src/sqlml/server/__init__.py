@@ -116,16 +116,19 @@ def serve(
     ticket_ttl: float | None = None,
     prepared_ttl: float | None = None,
     session_ttl: float | None = None,
+    token_ttl: float | None = None,
     data_dirs: Sequence[str] = (),
     writable_dirs: Sequence[str] = (),
 ) -> int:
     """Run the Flight SQL server until SIGTERM or Ctrl-C; returns the exit status.
 
-    ``ticket_ttl``, ``prepared_ttl`` and ``session_ttl`` are the seconds a result waits for
-    its DoGet, an unused prepared statement is kept and an idle session is kept (``None``
-    for :class:`~sqlml.server.state.ServerOptions`'s defaults). Clients' SQL reaches no
-    file of the host but those under ``data_dirs`` (reading) and ``writable_dirs``.
+    ``ticket_ttl``, ``prepared_ttl``, ``session_ttl`` and ``token_ttl`` are the seconds a
+    result waits for its DoGet, an unused prepared statement is kept, an idle session is
+    kept and a login's token is valid (``None`` for
+    :class:`~sqlml.server.state.ServerOptions`'s defaults). Clients' SQL reaches no file
+    of the host but those under ``data_dirs`` (reading) and ``writable_dirs``.
     """
+    from sqlml.server.auth import TOKEN_TTL
     from sqlml.server.metrics import Metrics
     from sqlml.server.rpc import SqlmlFlightServer
     from sqlml.server.state import PREPARED_TTL, SESSION_TTL, TICKET_TTL, ServerOptions
@@ -148,6 +151,7 @@ def serve(
         ("--ticket-ttl", ticket_ttl),
         ("--prepared-ttl", prepared_ttl),
         ("--session-ttl", session_ttl),
+        ("--token-ttl", token_ttl),
     ):
         if seconds is not None and not seconds > 0:
             raise ConfigError(flag, f"expected a positive number of seconds, got {seconds}")
@@ -159,6 +163,7 @@ def serve(
         ticket_ttl=TICKET_TTL if ticket_ttl is None else ticket_ttl,
         prepared_ttl=PREPARED_TTL if prepared_ttl is None else prepared_ttl,
         session_ttl=SESSION_TTL if session_ttl is None else session_ttl,
+        token_ttl=TOKEN_TTL if token_ttl is None else token_ttl,
         host_access=host_access(settings, data_dirs, writable_dirs),
     )
     bind = f"[{host}]" if ":" in host else host

@@ -2,7 +2,14 @@
 
 A client sends ``authorization: Basic base64(user:password)`` (on the Handshake, as ADBC
 and pyarrow do); the server answers with ``authorization: Bearer <token>`` and checks the
-token on every later call.
+token on every later call. Tokens expire ``token_ttl`` seconds after they were issued
+(and go when the client's session is closed); :meth:`AuthMiddlewareFactory.sweep` drops
+expired ones whether or not the client opened a session.
+
+Failed logins are throttled per user: after :data:`FREE_FAILURES` failures in a row, each
+further failure refuses that user's logins for twice as long as the last (from one
+second), up to :data:`LOCKOUT` seconds, right password or not; a successful login clears
+the count. Every failure is logged with the user's name, never the password.
 """
 
 from __future__ import annotations
@@ -13,12 +20,27 @@ import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.flight as flight
 
 log = logging.getLogger("sqlml.server")
+
+#: Seconds a bearer token is valid after it was issued, by default.
+TOKEN_TTL = 12 * 3600.0
+#: Failed logins in a row a user gets before later ones are refused for a while.
+FREE_FAILURES = 3
+#: The longest a user's logins are refused after failures, in seconds.
+LOCKOUT = 900.0
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    blocked_until: float = 0.0
 
 
 class Handshake(flight.ServerAuthHandler):  # type: ignore[misc]
@@ -53,10 +75,19 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
     Without users every call is let through, and the client is its gRPC peer.
     """
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        *,
+        token_ttl: float = TOKEN_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.users = dict(users)
-        self.tokens: dict[str, str] = {}  # token -> user
+        self.token_ttl = token_ttl
+        self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires)
+        self._failures: dict[str, _Failures] = {}
+        self._clock = clock
         self._lock = threading.Lock()
 
     def start_call(self, info: Any, headers: Mapping[str, list[str]]) -> CallMiddleware:
@@ -69,16 +100,21 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             user = self._check_basic(credentials.strip())
             token = secrets.token_urlsafe(32)
             with self._lock:
-                self.tokens[token] = user
+                self.tokens[token] = (user, self._clock() + self.token_ttl)
             log.info("authenticated user %s", user)
             return CallMiddleware(token, issued=token, user=user)
         if scheme.lower() == "bearer":
             token = credentials.strip()
             with self._lock:
                 known = self.tokens.get(token)
+                if known is not None and known[1] <= self._clock():
+                    del self.tokens[token]
+                    known = None
             if known is None:
-                raise flight.FlightUnauthenticatedError("invalid or expired token")
-            return CallMiddleware(token, user=known)
+                raise flight.FlightUnauthenticatedError(
+                    "invalid or expired token; log in again with user and password"
+                )
+            return CallMiddleware(token, user=known[0])
         raise flight.FlightUnauthenticatedError("authentication required (user and password)")
 
     def _check_basic(self, credentials: str) -> str:
@@ -87,14 +123,49 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             user, sep, password = base64.b64decode(padded).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             sep, user, password = "", "", ""
+        now = self._clock()
+        with self._lock:
+            failures = self._failures.get(user)
+            wait = failures.blocked_until - now if failures is not None else 0.0
+        if wait > 0:
+            log.warning("refused login for user %s: locked for %.0f s more", user, wait)
+            raise flight.FlightUnauthenticatedError(
+                f"too many failed logins for user {user!r}; try again in {wait:.0f} s"
+            )
         expected = self.users.get(user)
         if (
             not sep
             or expected is None
             or not hmac.compare_digest(expected.encode(), password.encode())
         ):
+            self._failed(user, now)
             raise flight.FlightUnauthenticatedError("invalid user or password")
+        with self._lock:
+            self._failures.pop(user, None)
         return user
+
+    def _failed(self, user: str, now: float) -> None:
+        with self._lock:
+            failures = self._failures.setdefault(user, _Failures())
+            failures.count += 1
+            extra = failures.count - FREE_FAILURES
+            if extra > 0:
+                failures.blocked_until = now + min(2.0 ** (extra - 1), LOCKOUT)
+            count = failures.count
+        log.warning("failed login for user %s (%d in a row)", user, count)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Drop expired tokens, and failure counts of users no longer refused.
+
+        Args:
+            now: the time of the factory's clock to expire things at; ``None`` for now.
+        """
+        now = self._clock() if now is None else now
+        with self._lock:
+            for token in [t for t, (_, expires) in self.tokens.items() if expires <= now]:
+                del self.tokens[token]
+            for user in [u for u, f in self._failures.items() if f.blocked_until + LOCKOUT <= now]:
+                del self._failures[user]
 
     def revoke(self, token: str) -> None:
         with self._lock:

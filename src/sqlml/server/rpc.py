@@ -9,7 +9,8 @@ and :mod:`sqlml.server.errors` says how errors reach clients.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow.flight as flight
@@ -33,6 +34,7 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         users: user -> password; empty for no authentication.
         tls_certificates: ``[(cert_pem, key_pem)]`` to serve TLS.
         metrics: where to record Prometheus metrics; ``None`` for none.
+        clock: the time tokens and login throttling go by (``time.monotonic``).
     """
 
     def __init__(
@@ -42,10 +44,11 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         users: Mapping[str, str] | None = None,
         tls_certificates: Sequence[tuple[bytes, bytes]] | None = None,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
         self.metrics = metrics
-        self.auth = AuthMiddlewareFactory(users or {})
+        self.auth = AuthMiddlewareFactory(users or {}, token_ttl=options.token_ttl, clock=clock)
         self.state = ServerState(options, metrics, revoke=self.auth.revoke)
         super().__init__(
             location,
@@ -56,8 +59,9 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     def sweep(self, now: float | None = None) -> None:
         """Drop results never fetched and prepared statements no longer used, and close
-        sessions idle for too long (see :meth:`ServerState.sweep`)."""
+        sessions idle for too long (see :meth:`ServerState.sweep`); drop expired tokens."""
         self.state.sweep(now)
+        self.auth.sweep(now)
 
     def stop_streams(self) -> None:
         """Make every result stream end at its next batch (before shutting down)."""

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from sqlml.engines.base import HostAccess, RestrictsHostAccess
 from sqlml.errors import QueryError
+from sqlml.server.auth import TOKEN_TTL
 from sqlml.server.errors import NotFound, flight_errors
 from sqlml.server.metrics import Metrics
 from sqlml.session import Session, connect
@@ -165,6 +166,7 @@ class ServerOptions:
         ticket_ttl: seconds a result waits for its DoGet.
         prepared_ttl: seconds an unused prepared statement is kept.
         session_ttl: seconds an idle client session (and its token) is kept.
+        token_ttl: seconds a bearer token is valid after it was issued.
         host_access: what clients' SQL may reach of the host (by default nothing: no
             file, other database or network address), applied after ``init_sql``.
     """
@@ -176,6 +178,7 @@ class ServerOptions:
     ticket_ttl: float = TICKET_TTL
     prepared_ttl: float = PREPARED_TTL
     session_ttl: float = SESSION_TTL
+    token_ttl: float = TOKEN_TTL
     host_access: HostAccess = field(default_factory=HostAccess)
 
 
