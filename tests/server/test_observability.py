@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -177,3 +178,50 @@ def test_tls_select(tmp_path: Path) -> None:
             con.close()
     finally:
         _finish(server)
+
+
+def _openssl_pair(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", f"{name}-key.pem", "-out", f"{name}-cert.pem", "-days", "1",
+            "-subj", "/CN=localhost",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return tmp_path / f"{name}-cert.pem", tmp_path / f"{name}-key.pem"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_start_up_errors_are_one_line_naming_the_cause(tmp_path: Path) -> None:
+    cert, key = _openssl_pair(tmp_path, "a")
+    _, other_key = _openssl_pair(tmp_path, "b")
+    (tmp_path / "text.pem").write_text("not a certificate\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--port", str(port)], f"--port: cannot listen on 127.0.0.1:{port}: Address already"),
+            (
+                ["--port", "0", "--tls-cert", str(cert), "--tls-key", str(other_key)],
+                "--tls-cert: cannot use", "the key does not belong to the certificate",
+            ),
+            (
+                ["--port", "0", "--tls-cert", str(tmp_path / "text.pem"), "--tls-key", str(key)],
+                "--tls-cert: cannot use", "must be a PEM certificate and its PEM private key",
+            ),
+            (
+                ["--port", "0", "--tls-cert", str(cert), "--tls-key", str(tmp_path / "nope.pem")],
+                "--tls-key: cannot read",
+            ),
+        ]  # fmt: skip
+        for args, *expected in cases:
+            result = run("serve", *args, cwd=tmp_path)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            for text in expected:
+                assert text in result.stderr

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
 import signal
+import socket
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from sqlml.config import Settings
 from sqlml.engines.base import HostAccess
@@ -74,7 +79,35 @@ def read_tls(cert: str | None, key: str | None) -> list[tuple[bytes, bytes]]:
             pems.append(Path(path).read_bytes())
         except OSError as exc:
             raise ConfigError(flag, f"cannot read {path}: {exc}") from exc
+    # gRPC would only say "Server did not start properly": check the pair with OpenSSL.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        why = (
+            "the key does not belong to the certificate"
+            if "KEY_VALUES_MISMATCH" in str(exc)
+            else "they must be a PEM certificate and its PEM private key"
+        )
+        raise ConfigError("--tls-cert", f"cannot use {cert} and {key}: {why} ({exc})") from exc
     return [(pems[0], pems[1])]
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line if ``host:port`` cannot be listened on (in use, not an address
+    of this machine, ...); port 0 picks a free one.
+
+    Raises:
+        ConfigError: naming ``--port`` or ``--host`` and the reason.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        flag = "--port" if exc.errno == errno.EADDRINUSE else "--host"
+        raise ConfigError(flag, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def host_access(
@@ -169,9 +202,13 @@ def serve(
     bind = f"[{host}]" if ":" in host else host
     scheme = "grpc+tls" if tls else "grpc"
     metrics = Metrics() if metrics_port is not None else None
-    server = SqlmlFlightServer(
-        f"{scheme}://{bind}:{port}", options, users, tls_certificates=tls, metrics=metrics
-    )
+    check_port(host, port)
+    try:
+        server = SqlmlFlightServer(
+            f"{scheme}://{bind}:{port}", options, users, tls_certificates=tls, metrics=metrics
+        )
+    except pa.ArrowException as exc:  # gRPC tells no more than "did not start properly"
+        raise ConfigError("--port", f"cannot serve on {host}:{port}: {exc}") from exc
     try:
         server.state.check()
     except BaseException:
