@@ -162,13 +162,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--session-ttl",
         type=float,
         metavar="SECONDS",
-        help="seconds an idle client session (and its token) is kept (default 3600)",
+        help="seconds an idle client session (and its token) is kept (default 900)",
     )
     serve.add_argument(
         "--token-ttl",
         type=float,
         metavar="SECONDS",
         help="seconds a login's bearer token is valid (default 43200, 12 hours)",
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        metavar="N",
+        help="client sessions open at once, in all (default 64)",
+    )
+    serve.add_argument(
+        "--max-sessions-per-user",
+        type=int,
+        metavar="N",
+        help="client sessions open at once for one user (default 8)",
+    )
+    serve.add_argument(
+        "--catalog-pool",
+        type=int,
+        metavar="N",
+        help="PostgreSQL connections the sessions' shared catalog holds at most (default 4)",
     )
     serve.add_argument(
         "--data-dir",
@@ -296,6 +314,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         prepared_ttl=args.prepared_ttl,
         session_ttl=args.session_ttl,
         token_ttl=args.token_ttl,
+        max_sessions=args.max_sessions,
+        max_sessions_per_user=args.max_sessions_per_user,
+        catalog_pool=args.catalog_pool,
         data_dirs=args.data_dir,
         writable_dirs=args.writable_dir,
     )

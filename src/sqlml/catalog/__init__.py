@@ -30,7 +30,11 @@ SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
 def open_catalog(
-    uri: str | None = None, *, migrate: bool | None = None, check_schema: bool = True
+    uri: str | None = None,
+    *,
+    migrate: bool | None = None,
+    check_schema: bool = True,
+    max_connections: int | None = None,
 ) -> Catalog:
     """Open the catalog at ``uri``, choosing the store by the URI's scheme.
 
@@ -43,6 +47,8 @@ def open_catalog(
             PostgreSQL, whose schema is managed with ``sqlml migrate``.
         check_schema: when False, skip the schema version check (``sqlml migrate`` opens
             catalogs this way to report on or migrate them).
+        max_connections: the most connections a PostgreSQL catalog holds at once (its
+            pool's size); ``None`` for the default. A SQLite catalog holds one.
 
     Raises:
         UnsupportedCatalogURI: the scheme is not one of :data:`SUPPORTED_SCHEMES`.
@@ -63,7 +69,8 @@ def open_catalog(
     if scheme in ("postgresql", "postgres"):
         from sqlml.catalog.postgres import PostgresCatalog
 
-        return PostgresCatalog(uri, migrate=bool(migrate), check_schema=check_schema)
+        pool = {} if max_connections is None else {"max_connections": max_connections}
+        return PostgresCatalog(uri, migrate=bool(migrate), check_schema=check_schema, **pool)
     raise UnsupportedCatalogURI(uri, SUPPORTED_SCHEMES)
 
 

@@ -150,6 +150,9 @@ def serve(
     prepared_ttl: float | None = None,
     session_ttl: float | None = None,
     token_ttl: float | None = None,
+    max_sessions: int | None = None,
+    max_sessions_per_user: int | None = None,
+    catalog_pool: int | None = None,
     data_dirs: Sequence[str] = (),
     writable_dirs: Sequence[str] = (),
 ) -> int:
@@ -160,11 +163,21 @@ def serve(
     kept and a login's token is valid (``None`` for
     :class:`~sqlml.server.state.ServerOptions`'s defaults). Clients' SQL reaches no file
     of the host but those under ``data_dirs`` (reading) and ``writable_dirs``.
+    ``max_sessions``, ``max_sessions_per_user`` and ``catalog_pool`` bound what clients
+    can hold (``None`` for the defaults).
     """
     from sqlml.server.auth import TOKEN_TTL
     from sqlml.server.metrics import Metrics
     from sqlml.server.rpc import SqlmlFlightServer
-    from sqlml.server.state import PREPARED_TTL, SESSION_TTL, TICKET_TTL, ServerOptions
+    from sqlml.server.state import (
+        CATALOG_POOL,
+        MAX_SESSIONS,
+        MAX_SESSIONS_PER_USER,
+        PREPARED_TTL,
+        SESSION_TTL,
+        TICKET_TTL,
+        ServerOptions,
+    )
 
     users = parse_users(auth, os.environ.get("SQLML_AUTH"))
     if not users and not is_loopback(host):
@@ -188,6 +201,13 @@ def serve(
     ):
         if seconds is not None and not seconds > 0:
             raise ConfigError(flag, f"expected a positive number of seconds, got {seconds}")
+    for flag, count in (
+        ("--max-sessions", max_sessions),
+        ("--max-sessions-per-user", max_sessions_per_user),
+        ("--catalog-pool", catalog_pool),
+    ):
+        if count is not None and count < 1:
+            raise ConfigError(flag, f"expected a positive whole number, got {count}")
     options = ServerOptions(
         settings.engine,
         settings.catalog,
@@ -197,6 +217,11 @@ def serve(
         prepared_ttl=PREPARED_TTL if prepared_ttl is None else prepared_ttl,
         session_ttl=SESSION_TTL if session_ttl is None else session_ttl,
         token_ttl=TOKEN_TTL if token_ttl is None else token_ttl,
+        max_sessions=MAX_SESSIONS if max_sessions is None else max_sessions,
+        max_sessions_per_user=(
+            MAX_SESSIONS_PER_USER if max_sessions_per_user is None else max_sessions_per_user
+        ),
+        catalog_pool=CATALOG_POOL if catalog_pool is None else catalog_pool,
         host_access=host_access(settings, data_dirs, writable_dirs),
     )
     bind = f"[{host}]" if ":" in host else host

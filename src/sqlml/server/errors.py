@@ -64,6 +64,14 @@ class Unimplemented(_StatusError, NotImplementedError):
     """Sent as UNIMPLEMENTED."""
 
 
+def resource_exhausted(message: str) -> Exception:
+    """A limit reached (sessions in all or per user): sent as UNAVAILABLE, the status
+    clients retry later, saying ``resource exhausted``. (gRPC's RESOURCE_EXHAUSTED cannot
+    be sent: pyarrow's Flight server has no such status, see ``arrow::flight::
+    FlightStatusCode``, and sends a MemoryError as UNKNOWN.)"""
+    return flight.FlightUnavailableError(f"resource exhausted: {message}")
+
+
 #: Exception class -> the error it is sent as, and whether the message names the class.
 #: An exception is sent as the entry of the nearest class in its MRO; one of no class
 #: here is logged and sent as INTERNAL.

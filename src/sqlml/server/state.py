@@ -23,10 +23,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from sqlml.catalog import Catalog, open_catalog
+from sqlml.config import load_settings
 from sqlml.engines.base import HostAccess, RestrictsHostAccess
 from sqlml.errors import QueryError
 from sqlml.server.auth import TOKEN_TTL
-from sqlml.server.errors import NotFound, flight_errors
+from sqlml.server.errors import NotFound, flight_errors, resource_exhausted
 from sqlml.server.metrics import Metrics
 from sqlml.session import Session, connect
 from sqlml.sql import frontend
@@ -38,7 +40,12 @@ TICKET_TTL = 300.0
 #: How long a prepared statement may stay unused before it is dropped.
 PREPARED_TTL = 3600.0
 #: How long a client session may stay idle before it (and its token) is closed.
-SESSION_TTL = 3600.0
+SESSION_TTL = 900.0
+#: How many client sessions the server keeps open at once, and for one user.
+MAX_SESSIONS = 64
+MAX_SESSIONS_PER_USER = 8
+#: How many PostgreSQL connections the sessions' shared catalog holds at most.
+CATALOG_POOL = 4
 
 
 class Stream:
@@ -123,6 +130,7 @@ class Client:
     """A client's session, prepared statements and session options."""
 
     session: Session
+    user: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     last_used: float = field(default_factory=time.monotonic)
     prepared: dict[bytes, Prepared] = field(default_factory=dict)
@@ -167,6 +175,11 @@ class ServerOptions:
         prepared_ttl: seconds an unused prepared statement is kept.
         session_ttl: seconds an idle client session (and its token) is kept.
         token_ttl: seconds a bearer token is valid after it was issued.
+        max_sessions: client sessions open at once, in all.
+        max_sessions_per_user: client sessions open at once for one user (or one peer
+            without authentication).
+        catalog_pool: connections the sessions' one shared PostgreSQL catalog holds at
+            most (a SQLite catalog is a file each session opens).
         host_access: what clients' SQL may reach of the host (by default nothing: no
             file, other database or network address), applied after ``init_sql``.
     """
@@ -179,6 +192,9 @@ class ServerOptions:
     prepared_ttl: float = PREPARED_TTL
     session_ttl: float = SESSION_TTL
     token_ttl: float = TOKEN_TTL
+    max_sessions: int = MAX_SESSIONS
+    max_sessions_per_user: int = MAX_SESSIONS_PER_USER
+    catalog_pool: int = CATALOG_POOL
     host_access: HostAccess = field(default_factory=HostAccess)
 
 
@@ -204,7 +220,10 @@ class ServerState:
         self._revoke = revoke
         self._clients: dict[str, Client] = {}
         self._results: dict[bytes, Result] = {}
+        self._opening: dict[str, int] = {}  # user -> sessions being opened
         self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -220,7 +239,13 @@ class ServerState:
         with self._lock:
             client = self._clients.get(key)
         if client is None:
-            client = Client(self._open_session())
+            user = self._user(context, key)
+            self._reserve(user)
+            try:
+                client = Client(self._open_session(), user)
+            finally:
+                with self._lock:
+                    self._opening[user] -= 1
             with self._lock:
                 existing = self._clients.setdefault(key, client)
             if existing is not client:
@@ -242,6 +267,33 @@ class ServerState:
         prepared.last_used = time.monotonic()
         return prepared
 
+    @staticmethod
+    def _user(context: Any, key: str) -> str:
+        middleware = context.get_middleware("auth")
+        user = middleware.user if middleware is not None else None
+        return user if user is not None else key
+
+    def _reserve(self, user: str) -> None:
+        """Count a session about to open for ``user``, or refuse it over the limits."""
+        with self._lock:
+            total = len(self._clients) + sum(self._opening.values())
+            mine = self._opening.get(user, 0) + sum(
+                1 for c in self._clients.values() if c.user == user
+            )
+            if total >= self.options.max_sessions:
+                raise resource_exhausted(
+                    f"the server has {total} sessions open, its limit (--max-sessions "
+                    f"{self.options.max_sessions}); close one (CloseSession) or try later"
+                )
+            if mine >= self.options.max_sessions_per_user:
+                who = "user " + repr(user) if not user.startswith("peer:") else "this client"
+                raise resource_exhausted(
+                    f"{who} has {mine} sessions open, the limit per user "
+                    f"(--max-sessions-per-user {self.options.max_sessions_per_user}); "
+                    "close one (CloseSession) or wait for idle ones to expire"
+                )
+            self._opening[user] = self._opening.get(user, 0) + 1
+
     def check(self) -> None:
         """Open and close one client session: what would stop every client (an init file
         that fails, an engine that cannot be restricted as asked) stops the server now.
@@ -252,7 +304,7 @@ class ServerState:
         self._open_session().close()
 
     def _open_session(self) -> Session:
-        session = connect(self.options.engine, self.options.catalog, self.options.database)
+        session = connect(self.options.engine, self._shared_catalog(), self.options.database)
         try:
             if self.options.init_sql:
                 session.sql(self.options.init_sql)
@@ -264,6 +316,17 @@ class ServerState:
             session.close()
             raise
         return session
+
+    def _shared_catalog(self) -> Catalog | str | None:
+        """The PostgreSQL catalog every session shares (one bounded pool of connections),
+        opened on first use; a SQLite catalog's URI, which each session opens."""
+        uri = self.options.catalog or load_settings({}).catalog
+        if not uri.lower().startswith(("postgresql:", "postgres:")):
+            return self.options.catalog
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = open_catalog(uri, max_connections=self.options.catalog_pool)
+            return self._catalog
 
     def _count_sessions(self) -> None:
         if self.metrics is not None:
@@ -291,12 +354,16 @@ class ServerState:
         return True
 
     def close_sessions(self) -> None:
-        """Close every client session."""
+        """Close every client session, and the catalog they shared."""
         with self._lock:
             keys = list(self._clients)
         for key in keys:
             self.close_client(key)
         self._count_sessions()
+        with self._catalog_lock:
+            catalog, self._catalog = self._catalog, None
+        if catalog is not None:
+            catalog.close()
 
     # --- results ----------------------------------------------------------------------------
 

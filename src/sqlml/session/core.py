@@ -65,6 +65,7 @@ def connect(
             get_engine(settings.engine, settings.database),
             opened,
             predict_path=settings.predict_path,
+            owns_catalog=not isinstance(catalog, Catalog),  # a catalog given stays open
         )
     except BaseException:
         if not isinstance(catalog, Catalog):
