@@ -69,7 +69,8 @@ def resource_exhausted(message: str) -> Exception:
     clients retry later, saying ``resource exhausted``. (gRPC's RESOURCE_EXHAUSTED cannot
     be sent: pyarrow's Flight server has no such status, see ``arrow::flight::
     FlightStatusCode``, and sends a MemoryError as UNKNOWN.)"""
-    return flight.FlightUnavailableError(f"resource exhausted: {message}")
+    error: Exception = flight.FlightUnavailableError(f"resource exhausted: {message}")
+    return error
 
 
 #: Exception class -> the error it is sent as, and whether the message names the class.
