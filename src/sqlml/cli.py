@@ -16,7 +16,7 @@ from sqlml import __version__
 from sqlml._table import format_arrow, format_table
 from sqlml.catalog import open_catalog
 from sqlml.config import ENGINES, Settings, load_settings
-from sqlml.errors import SqlmlError
+from sqlml.errors import ConfigError, SqlmlError
 
 if TYPE_CHECKING:
     from sqlml.session import Session
@@ -132,11 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--init", metavar="FILE", help="SQL file run in each new client session")
     serve.add_argument(
         "--auth",
-        metavar="USER:PASSWORD",
+        metavar="USER:PASSWORD[:ROLE]",
         action="append",
         default=[],
-        help="accept this user (repeatable; env SQLML_AUTH as user:pass,user:pass); "
-        "without it only a loopback host is allowed",
+        help="accept this user, role reader, trainer (the default) or admin (repeatable; "
+        "env SQLML_AUTH as user:pass,user:pass); without users only a loopback host is "
+        "allowed",
+    )
+    serve.add_argument(
+        "--users",
+        metavar="FILE",
+        help="a TOML file of users with Argon2 password hashes and roles (see sqlml hash-password)",
     )
     serve.add_argument(
         "--metrics-port",
@@ -204,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory clients' SQL may also write files to (repeatable)",
     )
     serve.set_defaults(run=cmd_serve)
+
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print an Argon2id hash of a password (read from stdin) for a users file",
+    )
+    hashing.set_defaults(run=cmd_hash_password)
     return parser
 
 
@@ -298,6 +310,21 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, rows=args.rows)
 
 
+def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlml.server.users import hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise ConfigError("hash-password", "the password is empty")
+    print(hash_password(password))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from sqlml.server import serve
 
@@ -307,6 +334,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         init_file=args.init,
         auth=args.auth,
+        users_file=args.users,
         metrics_port=args.metrics_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -307,6 +307,20 @@ class TableNotFound(QueryError):
         super().__init__(engine, message, sql)
 
 
+class PermissionDenied(SqlmlError, PermissionError):
+    """A served user's role does not allow a statement (see ``sqlml serve --users``)."""
+
+    def __init__(self, user: str, role: str, action: str, model: str, needed: str) -> None:
+        self.user = user
+        self.role = role
+        self.action = action
+        self.model = model
+        super().__init__(
+            f"user {user!r} ({role}) may not {action} {model!r}: that takes the {needed} "
+            "role; ask an admin of this server"
+        )
+
+
 class HostAccessDenied(QueryError):
     """A served session's statement would reach the host's files, other databases or the
     network, which the server does not allow (see ``sqlml serve --data-dir``)."""

@@ -21,27 +21,12 @@ import pyarrow as pa
 from sqlml.config import Settings
 from sqlml.engines.base import HostAccess
 from sqlml.errors import ConfigError
+from sqlml.server.users import load_users, parse_users
 
 if TYPE_CHECKING:
     from sqlml.server.rpc import SqlmlFlightServer
 
 log = logging.getLogger("sqlml.server")
-
-
-def parse_users(pairs: Sequence[str], environ_value: str | None = None) -> dict[str, str]:
-    """``user:password`` pairs (flags, then ``SQLML_AUTH``'s comma-separated list) as a dict.
-
-    >>> parse_users(["u:p"], "a:b,c:d:e")
-    {'a': 'b', 'c': 'd:e', 'u': 'p'}
-    """
-    items = [p for p in (environ_value or "").split(",") if p.strip()] + list(pairs)
-    users: dict[str, str] = {}
-    for item in items:
-        user, sep, password = item.strip().partition(":")
-        if not sep or not user or not password:
-            raise ConfigError("--auth", f"expected USER:PASSWORD, got {item.strip()!r}")
-        users[user] = password
-    return users
 
 
 def is_loopback(host: str) -> bool:
@@ -143,6 +128,7 @@ def serve(
     port: int = 31337,
     init_file: str | None = None,
     auth: Sequence[str] = (),
+    users_file: str | None = None,
     metrics_port: int | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
@@ -179,7 +165,8 @@ def serve(
         ServerOptions,
     )
 
-    users = parse_users(auth, os.environ.get("SQLML_AUTH"))
+    users = load_users(users_file) if users_file else {}
+    users |= parse_users(auth, os.environ.get("SQLML_AUTH"))
     if not users and not is_loopback(host):
         raise ConfigError(
             "--host", f"refusing to serve {host} without authentication; add --auth USER:PASSWORD"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
 import secrets
 import threading
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.flight as flight
+
+from sqlml.server.users import User
 
 log = logging.getLogger("sqlml.server")
 
@@ -77,7 +78,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
 
     def __init__(
         self,
-        users: Mapping[str, str],
+        users: Mapping[str, User],
         *,
         token_ttl: float = TOKEN_TTL,
         clock: Callable[[], float] = time.monotonic,
@@ -132,12 +133,8 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             raise flight.FlightUnauthenticatedError(
                 f"too many failed logins for user {user!r}; try again in {wait:.0f} s"
             )
-        expected = self.users.get(user)
-        if (
-            not sep
-            or expected is None
-            or not hmac.compare_digest(expected.encode(), password.encode())
-        ):
+        known = self.users.get(user)
+        if not sep or known is None or not known.check(password):
             self._failed(user, now)
             raise flight.FlightUnauthenticatedError("invalid user or password")
         with self._lock:

@@ -19,6 +19,7 @@ from sqlml.errors import (
     CatalogUnavailable,
     HostAccessDenied,
     ModelNotFound,
+    PermissionDenied,
     SourceTableNotFound,
     SourceUnavailable,
     SqlmlError,
@@ -84,6 +85,7 @@ STATUSES: dict[type[BaseException], tuple[Callable[[str], Exception], bool]] = {
     SourceTableNotFound: (NotFound, True),
     TableNotFound: (NotFound, True),
     HostAccessDenied: (flight.FlightUnauthorizedError, True),
+    PermissionDenied: (flight.FlightUnauthorizedError, True),
     SqlmlError: (InvalidArgument, True),
     pb.ProtocolError: (InvalidArgument, True),
 }

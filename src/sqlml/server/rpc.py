@@ -23,6 +23,7 @@ from sqlml.server.auth import AuthMiddlewareFactory, Handshake
 from sqlml.server.errors import flight_errors
 from sqlml.server.metrics import Metrics
 from sqlml.server.state import ServerOptions, ServerState
+from sqlml.server.users import User
 
 
 class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
@@ -31,7 +32,8 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     Args:
         location: ``grpc://host:port`` (``grpc+tls://`` with ``tls_certificates``).
         options: how client sessions are opened.
-        users: user -> password; empty for no authentication.
+        users: the users by name (a password for a trainer, or a :class:`User`); empty
+            for no authentication (every client then acts as an admin, as local use does).
         tls_certificates: ``[(cert_pem, key_pem)]`` to serve TLS.
         metrics: where to record Prometheus metrics; ``None`` for none.
         clock: the time tokens and login throttling go by (``time.monotonic``).
@@ -41,15 +43,19 @@ class SqlmlFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self,
         location: str,
         options: ServerOptions,
-        users: Mapping[str, str] | None = None,
+        users: Mapping[str, User | str] | None = None,
         tls_certificates: Sequence[tuple[bytes, bytes]] | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
         self.metrics = metrics
-        self.auth = AuthMiddlewareFactory(users or {}, token_ttl=options.token_ttl, clock=clock)
-        self.state = ServerState(options, metrics, revoke=self.auth.revoke)
+        known = {
+            name: user if isinstance(user, User) else User(name, password=user)
+            for name, user in (users or {}).items()
+        }
+        self.auth = AuthMiddlewareFactory(known, token_ttl=options.token_ttl, clock=clock)
+        self.state = ServerState(options, metrics, revoke=self.auth.revoke, users=known)
         super().__init__(
             location,
             auth_handler=Handshake(),

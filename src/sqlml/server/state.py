@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,7 @@ from sqlml.errors import QueryError
 from sqlml.server.auth import TOKEN_TTL
 from sqlml.server.errors import NotFound, flight_errors, resource_exhausted
 from sqlml.server.metrics import Metrics
+from sqlml.server.users import User
 from sqlml.session import Session, connect
 from sqlml.sql import frontend
 
@@ -198,6 +199,18 @@ class ServerOptions:
     host_access: HostAccess = field(default_factory=HostAccess)
 
 
+def _rights(user: User, session: Session) -> Callable[[frontend.Statement], None]:
+    """What ``user``'s session may run: its role's statements (see :mod:`.users`)."""
+
+    def authorize(statement: frontend.Statement) -> None:
+        exists = False
+        if isinstance(statement, frontend.CreateModelStatement) and statement.replace:
+            exists = any(m.name == statement.name for m in session.catalog.list_models())
+        user.authorize(statement, exists)
+
+    return authorize
+
+
 class ServerState:
     """The server's clients and the results waiting for their DoGet.
 
@@ -205,6 +218,7 @@ class ServerState:
         options: how client sessions are opened, and how long things are kept.
         metrics: where to record Prometheus metrics; ``None`` for none.
         revoke: called with a client's key when its session is closed (its token goes).
+        users: the users by name, whose roles limit what their sessions may run.
     """
 
     def __init__(
@@ -212,8 +226,10 @@ class ServerState:
         options: ServerOptions,
         metrics: Metrics | None = None,
         revoke: Callable[[str], None] | None = None,
+        users: Mapping[str, User] | None = None,
     ) -> None:
         self.options = options
+        self.users = dict(users or {})
         self.metrics = metrics
         self.stopping = threading.Event()
         """Set when the server shuts down: every result stream ends at its next batch."""
@@ -242,7 +258,7 @@ class ServerState:
             user = self._user(context, key)
             self._reserve(user)
             try:
-                client = Client(self._open_session(), user)
+                client = Client(self._open_session(self.users.get(user)), user)
             finally:
                 with self._lock:
                     self._opening[user] -= 1
@@ -303,8 +319,10 @@ class ServerState:
         """
         self._open_session().close()
 
-    def _open_session(self) -> Session:
+    def _open_session(self, user: User | None = None) -> Session:
         session = connect(self.options.engine, self._shared_catalog(), self.options.database)
+        if user is not None:
+            session.authorize = _rights(user, session)
         try:
             if self.options.init_sql:
                 session.sql(self.options.init_sql)

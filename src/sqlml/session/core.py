@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -89,7 +89,14 @@ class Session(Closing):
             default): compiled SQL for the models it is faster for (linear and logistic
             regression), the function for the others. ``predict_proba`` always calls the
             function. ``EXPLAIN`` shows which path each call took.
+
+    Attributes:
+        authorize: called with each sqlml statement (CREATE/DROP/DEPLOY MODEL...) before it
+            runs, to refuse it by raising (the server checks its users' roles so);
+            ``None``, the default, allows everything, as local use does.
     """
+
+    authorize: Callable[[frontend.Statement], None] | None = None
 
     def __init__(
         self,
@@ -320,6 +327,8 @@ class Session(Closing):
         return self._run_parsed(self._parse(script, index), params)
 
     def _run_parsed(self, statement: frontend.Statement, params: Sequence[Any] | None) -> pa.Table:
+        if self.authorize is not None:
+            self.authorize(statement)
         state = self._begin_statement()
         match statement:
             case frontend.CreateModelStatement():

@@ -1,0 +1,155 @@
+"""Users, roles and rights on a served catalog: a real ``sqlml serve`` with a users file of
+Argon2 hashes, the ADBC client, on both engines. Every right is checked by the server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as adbc
+import pytest
+
+from sqlml.server.users import hash_password
+
+from .conftest import Server, query, start_server, stop_server
+
+DENIED = r"UNAUTHORIZED: .*PermissionDenied: user '{user}' \({role}\) may not {action} '{model}'"
+PASSWORDS = {"alice": "alice-pw", "carol": "carol-pw", "bob": "bob-pw"}
+ROLES = {"alice": "admin", "carol": "trainer", "bob": "reader"}
+
+
+def _users_file(path: Path) -> Path:
+    lines = []
+    for user, role in ROLES.items():
+        lines += [f"[users.{user}]", f'password_hash = "{hash_password(PASSWORDS[user])}"']
+        lines += [f'role = "{role}"', ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture(scope="module", params=["duckdb", "datafusion"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp(f"roles-{request.param}")
+    users = _users_file(tmp / "users.toml")
+    running = start_server(tmp, "--users", str(users), engine=request.param)
+    yield running
+    stop_server(running)
+
+
+def _as(server: Server, user: str) -> Any:
+    return adbc.connect(
+        server.uri,
+        db_kwargs={"username": user, "password": PASSWORDS[user]},
+        autocommit=True,
+    )
+
+
+def _denied(user: str, action: str, model: str) -> str:
+    return DENIED.format(user=user, role=ROLES[user], action=action, model=model)
+
+
+TRAIN = (
+    "CREATE {replace}MODEL {name} OPTIONS (target = 'y', algorithm = 'linear') "
+    "AS SELECT x, y FROM (SELECT CAST(value AS DOUBLE) AS x, value * 3.0 AS y "
+    "FROM generate_series(1, 100) AS t(value))"
+)
+
+
+def test_each_role_runs_what_it_may_and_is_refused_the_rest(served: Server) -> None:
+    alice, carol, bob = _as(served, "alice"), _as(served, "carol"), _as(served, "bob")
+    try:
+        # A trainer creates a model; a reader may not.
+        assert query(carol, TRAIN.format(replace="", name="carols")).column(
+            "version"
+        ).to_pylist() == [1]
+        with pytest.raises(adbc.Error, match=_denied("bob", "create model", "bobs")):
+            query(bob, TRAIN.format(replace="", name="bobs"))
+        # Everyone predicts, lists and describes.
+        for con in (alice, carol, bob):
+            rows = query(con, "SELECT predict('carols', x) AS p FROM (SELECT 2.0::DOUBLE AS x)")
+            assert rows.column("p").to_pylist() == pytest.approx([6.0])
+            assert "carols" in query(con, "SHOW MODELS").column("model").to_pylist()
+        # Replacing an existing model, dropping and deploying take the admin role.
+        with pytest.raises(adbc.Error, match=_denied("carol", "replace model", "carols")):
+            query(carol, TRAIN.format(replace="OR REPLACE ", name="carols"))
+        with pytest.raises(adbc.Error, match=_denied("carol", "deploy model", "carols")):
+            query(carol, "DEPLOY MODEL carols VERSION 1 AS hijacked")
+        for statement in ("DEPLOY MODEL carols VERSION 1 AS hijacked", "DROP MODEL carols"):
+            with pytest.raises(
+                adbc.Error, match=_denied("bob", statement.split()[0].lower() + " model", "carols")
+            ):
+                query(bob, statement)
+        assert query(alice, TRAIN.format(replace="OR REPLACE ", name="carols")).column(
+            "version"
+        ).to_pylist() == [2]
+        assert query(alice, "DEPLOY MODEL carols VERSION 1 AS production").num_rows == 1
+        assert query(alice, "DROP MODEL carols").column("dropped").to_pylist() == ["all versions"]
+        # A new model under CREATE OR REPLACE is a creation: a trainer's right.
+        assert query(carol, TRAIN.format(replace="OR REPLACE ", name="fresh")).column(
+            "version"
+        ).to_pylist() == [1]
+    finally:
+        for con in (alice, carol, bob):
+            con.close()
+
+
+def test_a_wrong_password_is_refused_with_hashes(served: Server) -> None:
+    with pytest.raises(adbc.Error, match=r"UNAUTHENTICATED: .*invalid user or password"):
+        adbc.connect(
+            served.uri, db_kwargs={"username": "alice", "password": "bob-pw"}, autocommit=True
+        ).close()
+    right = _as(served, "alice")
+    try:
+        assert query(right, "SELECT 42 AS a").to_pylist() == [{"a": 42}]
+    finally:
+        right.close()
+
+
+def test_bad_users_files_stop_the_server_with_one_line(tmp_path: Path) -> None:
+    good = hash_password("x")
+    cases = {
+        "missing.toml": None,
+        "role.toml": f'[users.ann]\npassword_hash = "{good}"\nrole = "root"\n',
+        "plain.toml": '[users.ann]\npassword_hash = "hunter2"\nrole = "reader"\n',
+        "key.toml": f'[users.ann]\npassword_hash = "{good}"\npassword = "x"\n',
+        "toml.toml": "[users.ann\n",
+    }
+    expected = {
+        "missing.toml": "cannot read",
+        "role.toml": "user 'ann': role 'root' is not one of reader, trainer, admin",
+        "plain.toml": "password_hash must be an Argon2 hash (sqlml hash-password)",
+        "key.toml": "unknown key 'password'",
+        "toml.toml": "is not valid TOML",
+    }
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        result = subprocess.run(
+            [sys.executable, "-m", "sqlml.cli", "serve", "--port", "0", "--users", name,
+             "--catalog", f"sqlite:///{tmp_path / 'catalog.db'}"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("error: --users: "), result.stderr
+        assert expected[name] in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_hash_password_prints_a_hash_the_server_accepts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sqlml.cli", "hash-password"],
+        input="pa:ss word\n", capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    hashed = result.stdout.strip()
+    assert hashed.startswith("$argon2id$")
+    assert "pa:ss word" not in result.stdout
+    from sqlml.server.users import User
+
+    assert User("ann", "reader", password_hash=hashed).check("pa:ss word")
+    assert not User("ann", "reader", password_hash=hashed).check("pa:ss")
