@@ -71,7 +71,11 @@ def test_migrate_and_status(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     first = run("migrate", "--catalog", uri, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines() == ["applied 0001_initial", "applied 0002_compiled_models"]
+    assert first.stdout.splitlines() == [
+        "applied 0001_initial",
+        "applied 0002_compiled_models",
+        "applied 0003_model_owner",
+    ]
     again = run("migrate", "--catalog", uri, cwd=tmp_path)
     assert again.stdout.strip() == f"catalog {uri} is up to date"
     status = run("--catalog", uri, "migrate", "--status", cwd=tmp_path)
@@ -92,7 +96,11 @@ def test_migrate_status_and_migrate_on_postgres(postgres_uri: str, tmp_path: Pat
     assert "run `sqlml migrate" in refused.stderr
     assert "Traceback" not in refused.stderr
     applied = run("migrate", env={"SQLML_CATALOG": postgres_uri}, cwd=tmp_path)
-    assert applied.stdout.splitlines() == ["applied 0001_initial", "applied 0002_compiled_models"]
+    assert applied.stdout.splitlines() == [
+        "applied 0001_initial",
+        "applied 0002_compiled_models",
+        "applied 0003_model_owner",
+    ]
     listed = run("models", "--catalog", postgres_uri, cwd=tmp_path)
     assert listed.returncode == 0
     assert "no models" in listed.stdout

@@ -316,8 +316,8 @@ class PermissionDenied(SqlmlError, PermissionError):
         self.action = action
         self.model = model
         super().__init__(
-            f"user {user!r} ({role}) may not {action} {model!r}: that takes the {needed} "
-            "role; ask an admin of this server"
+            f"user {user!r} ({role}) may not {action} {model!r}: that takes the {needed}; "
+            "ask an admin of this server"
         )
 
 

@@ -131,15 +131,17 @@ def test_a_catalog_made_before_0002_is_upgraded_with_its_models(catalog_uri: str
     with open_catalog(catalog_uri, migrate=True) as catalog:
         catalog.register_version("churn", make_spec(), b"1")
     raw_execute(catalog_uri, "DROP TABLE model_compiled")
-    raw_execute(catalog_uri, "DELETE FROM schema_migrations WHERE version = 2")
+    raw_execute(catalog_uri, "ALTER TABLE models DROP COLUMN owner")
+    raw_execute(catalog_uri, "DELETE FROM schema_migrations WHERE version >= 2")
     if catalog_uri.startswith("postgresql"):
         with pytest.raises(SchemaOutOfDate) as info:
             open_catalog(catalog_uri)
-        assert (info.value.current, info.value.expected) == (1, 2)
+        assert (info.value.current, info.value.expected) == (1, 3)
         with open_catalog(catalog_uri, check_schema=False) as catalog:
-            assert [m.name for m in catalog.migrate()] == ["compiled_models"]
+            assert [m.name for m in catalog.migrate()] == ["compiled_models", "model_owner"]
     with open_catalog(catalog_uri) as catalog:  # SQLite migrates on open
-        assert [s.applied for s in catalog.migration_status()] == [True, True]
+        assert [s.applied for s in catalog.migration_status()] == [True, True, True]
+        assert catalog.get_model("churn").owner is None
         catalog.save_compiled("churn", 1, "postgres", "predict", "x")
         assert catalog.get_compiled("churn", 1, "postgres").expression == "x"
         assert catalog.load_artifact("churn", 1) == b"1"

@@ -27,7 +27,11 @@ def test_files_are_numbered_and_have_dialect_overrides() -> None:
     assert "JSONB" not in sqlite_first.sql
     assert sqlite_first.checksum != pg_first.checksum
     assert migrations.latest_version() == ALL[-1].version
-    assert [(m.version, m.name) for m in ALL] == [(1, "initial"), (2, "compiled_models")]
+    assert [(m.version, m.name) for m in ALL] == [
+        (1, "initial"),
+        (2, "compiled_models"),
+        (3, "model_owner"),
+    ]
     sqlite_compiled, pg_compiled = migrations.discover("sqlite")[1], ALL[1]
     assert "created_at TEXT" in sqlite_compiled.sql
     assert "created_at TIMESTAMPTZ" in pg_compiled.sql

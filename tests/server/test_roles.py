@@ -74,19 +74,24 @@ def test_each_role_runs_what_it_may_and_is_refused_the_rest(served: Server) -> N
             rows = query(con, "SELECT predict('carols', x) AS p FROM (SELECT 2.0::DOUBLE AS x)")
             assert rows.column("p").to_pylist() == pytest.approx([6.0])
             assert "carols" in query(con, "SHOW MODELS").column("model").to_pylist()
-        # Replacing an existing model, dropping and deploying take the admin role.
-        with pytest.raises(adbc.Error, match=_denied("carol", "replace model", "carols")):
-            query(carol, TRAIN.format(replace="OR REPLACE ", name="carols"))
+        # The creator owns the model: a trainer replaces their own, not someone else's.
+        described = query(carol, "DESCRIBE MODEL carols").to_pylist()
+        assert {"property": "owner", "value": "carol"} in described
+        replaced = query(carol, TRAIN.format(replace="OR REPLACE ", name="carols"))
+        assert replaced.column("version").to_pylist() == [2]
+        assert query(alice, TRAIN.format(replace="", name="alices")).num_rows == 1
+        with pytest.raises(adbc.Error, match=_denied("carol", "replace model", "alices")) as info:
+            query(carol, TRAIN.format(replace="OR REPLACE ", name="alices"))
+        assert "(or owning the model; user 'alice' owns it)" in str(info.value)
+        # Dropping and deploying take the admin role.
         with pytest.raises(adbc.Error, match=_denied("carol", "deploy model", "carols")):
             query(carol, "DEPLOY MODEL carols VERSION 1 AS hijacked")
         for statement in ("DEPLOY MODEL carols VERSION 1 AS hijacked", "DROP MODEL carols"):
-            with pytest.raises(
-                adbc.Error, match=_denied("bob", statement.split()[0].lower() + " model", "carols")
-            ):
+            action = statement.split()[0].lower() + " model"
+            with pytest.raises(adbc.Error, match=_denied("bob", action, "carols")):
                 query(bob, statement)
-        assert query(alice, TRAIN.format(replace="OR REPLACE ", name="carols")).column(
-            "version"
-        ).to_pylist() == [2]
+        replaced = query(alice, TRAIN.format(replace="OR REPLACE ", name="carols"))
+        assert replaced.column("version").to_pylist() == [3]
         assert query(alice, "DEPLOY MODEL carols VERSION 1 AS production").num_rows == 1
         assert query(alice, "DROP MODEL carols").column("dropped").to_pylist() == ["all versions"]
         # A new model under CREATE OR REPLACE is a creation: a trainer's right.

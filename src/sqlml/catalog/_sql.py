@@ -82,16 +82,18 @@ class SqlCatalog(Catalog):
 
     # --- writing --------------------------------------------------------------------------
 
-    def register_version(self, name: str, spec: VersionSpec, artifact: bytes) -> ModelVersion:
+    def register_version(
+        self, name: str, spec: VersionSpec, artifact: bytes, owner: str | None = None
+    ) -> ModelVersion:
         validate_name(name)
         now = dt.datetime.now(dt.UTC)
         sha256 = hashlib.sha256(artifact).hexdigest()
         with self._transaction(write=True) as conn:
             self._q(
                 conn,
-                "INSERT INTO models (name, task, description, last_version, created_at) "
-                "VALUES (?, ?, ?, 0, ?) ON CONFLICT (name) DO NOTHING",
-                (name, spec.task, spec.description, self._encode_time(now)),
+                "INSERT INTO models (name, task, description, last_version, created_at, owner) "
+                "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, spec.task, spec.description, self._encode_time(now), owner),
             )
             # The row lock taken by this UPDATE serialises concurrent registrations.
             row = self._q(
@@ -215,7 +217,7 @@ class SqlCatalog(Catalog):
     def list_models(self) -> list[Model]:
         with self._transaction() as conn:
             rows = self._q(
-                conn, "SELECT name, task, created_at, description FROM models ORDER BY name"
+                conn, "SELECT name, task, created_at, description, owner FROM models ORDER BY name"
             ).fetchall()
         return [self._model(row) for row in rows]
 
@@ -319,8 +321,14 @@ class SqlCatalog(Catalog):
     # --- helpers --------------------------------------------------------------------------
 
     def _model(self, row: Sequence[Any]) -> Model:
-        name, task, created_at, description = row
-        return Model(str(name), str(task), self._decode_time(created_at), str(description))
+        name, task, created_at, description, owner = row
+        return Model(
+            str(name),
+            str(task),
+            self._decode_time(created_at),
+            str(description),
+            None if owner is None else str(owner),
+        )
 
     def _version(self, row: Sequence[Any]) -> ModelVersion:
         values = dict(zip((c.strip() for c in _VERSION_COLUMNS.split(",")), row, strict=True))
@@ -357,7 +365,9 @@ class SqlCatalog(Catalog):
     def _require_model(self, conn: Connection, name: str) -> Model:
         validate_name(name)
         row = self._q(
-            conn, "SELECT name, task, created_at, description FROM models WHERE name = ?", (name,)
+            conn,
+            "SELECT name, task, created_at, description, owner FROM models WHERE name = ?",
+            (name,),
         ).fetchone()
         if row is None:
             raise ModelNotFound(name, None, self._model_names(conn))

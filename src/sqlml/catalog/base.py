@@ -64,8 +64,11 @@ class Catalog(Closing, abc.ABC):
     # --- writing --------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def register_version(self, name: str, spec: VersionSpec, artifact: bytes) -> ModelVersion:
-        """Register a new version of ``name`` (creating the model if needed).
+    def register_version(
+        self, name: str, spec: VersionSpec, artifact: bytes, owner: str | None = None
+    ) -> ModelVersion:
+        """Register a new version of ``name`` (creating the model, owned by ``owner``, if
+        needed; an existing model keeps its owner).
 
         The version number is assigned inside the transaction that stores the metadata and
         the artifact, so concurrent registrations get distinct consecutive numbers and a

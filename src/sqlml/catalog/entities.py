@@ -152,6 +152,8 @@ class Model:
     task: str
     created_at: dt.datetime
     description: str = ""
+    owner: str | None = None
+    """The served user who created it; None when it was created locally."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,10 +203,12 @@ def _rights(user: User, session: Session) -> Callable[[frontend.Statement], None
     """What ``user``'s session may run: its role's statements (see :mod:`.users`)."""
 
     def authorize(statement: frontend.Statement) -> None:
-        exists = False
+        model = None
         if isinstance(statement, frontend.CreateModelStatement) and statement.replace:
-            exists = any(m.name == statement.name for m in session.catalog.list_models())
-        user.authorize(statement, exists)
+            model = next(
+                (m for m in session.catalog.list_models() if m.name == statement.name), None
+            )
+        user.authorize(statement, model)
 
     return authorize
 
@@ -322,6 +324,7 @@ class ServerState:
     def _open_session(self, user: User | None = None) -> Session:
         session = connect(self.options.engine, self._shared_catalog(), self.options.database)
         if user is not None:
+            session.user = user.name
             session.authorize = _rights(user, session)
         try:
             if self.options.init_sql:

@@ -10,8 +10,9 @@ flags and from ``SQLML_AUTH``. A users file holds Argon2id hashes, never passwor
 Roles, each with the rights of the ones before it:
 
 - ``reader``: query, ``predict``, ``evaluate``, ``SHOW MODELS``, ``DESCRIBE MODEL``;
-- ``trainer``: also ``CREATE MODEL`` of a new model;
-- ``admin``: also ``CREATE OR REPLACE MODEL`` of an existing model, ``DROP MODEL`` and
+- ``trainer``: also ``CREATE MODEL`` of a new model, which the trainer then owns, and
+  ``CREATE OR REPLACE MODEL`` of the models they own;
+- ``admin``: also ``CREATE OR REPLACE MODEL`` of anyone's model, ``DROP MODEL`` and
   ``DEPLOY MODEL``.
 
 >>> {name: user.role for name, user in parse_users(["u:p", "a:b:admin"], "c:d:e").items()}
@@ -31,6 +32,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from sqlml.catalog.entities import Model
 from sqlml.errors import ConfigError, PermissionDenied
 from sqlml.sql.statements import (
     CreateModelStatement,
@@ -69,16 +71,17 @@ class User:
             except (VerificationError, InvalidHashError):
                 return False
 
-    def authorize(self, statement: Statement, model_exists: bool) -> None:
-        """Refuse a statement this user's role may not run.
+    def authorize(self, statement: Statement, model: Model | None) -> None:
+        """Refuse a statement this user's role may not run; ``model`` is the catalog's
+        model the statement names, None if there is none.
 
         Raises:
             PermissionDenied: naming the user, the action and the model.
         """
         rank = ROLES.index(self.role)
         match statement:
-            case CreateModelStatement(name=name) if model_exists and statement.replace:
-                needed: Role = "admin"
+            case CreateModelStatement(name=name) if model is not None and statement.replace:
+                needed: Role = "trainer" if model.owner == self.name else "admin"
                 action = "replace model"
             case CreateModelStatement(name=name):
                 needed, action = "trainer", "create model"
@@ -89,7 +92,11 @@ class User:
             case _:
                 return
         if rank < ROLES.index(needed):
-            raise PermissionDenied(self.name, self.role, action, name, needed)
+            takes = f"{needed} role"
+            if action == "replace model" and needed == "admin":
+                owner = f"user {model.owner!r}" if model and model.owner else "nobody"
+                takes += f" (or owning the model; {owner} owns it)"
+            raise PermissionDenied(self.name, self.role, action, name, takes)
 
 
 def hash_password(password: str) -> str:

@@ -91,12 +91,16 @@ class Session(Closing):
             function. ``EXPLAIN`` shows which path each call took.
 
     Attributes:
+        user: the served user the session is for, recorded as the owner of the models it
+            creates; ``None`` for local use.
         authorize: called with each sqlml statement (CREATE/DROP/DEPLOY MODEL...) before it
             runs, to refuse it by raising (the server checks its users' roles so);
             ``None``, the default, allows everything, as local use does.
     """
 
     authorize: Callable[[frontend.Statement], None] | None = None
+    user: str | None = None
+    """The served user the session is for (the owner of models it creates); None locally."""
 
     def __init__(
         self,
@@ -332,7 +336,9 @@ class Session(Closing):
         state = self._begin_statement()
         match statement:
             case frontend.CreateModelStatement():
-                return create_model(self.catalog, statement, self._query_of(state), self.progress)
+                return create_model(
+                    self.catalog, statement, self._query_of(state), self.progress, self.user
+                )
             case frontend.ShowModelsStatement():
                 return models_table(self.catalog)
             case frontend.DescribeModelStatement(name=name):

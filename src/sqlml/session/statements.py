@@ -32,8 +32,10 @@ def create_model(
     statement: frontend.CreateModelStatement,
     query: Query,
     progress: Progress | None = None,
+    owner: str | None = None,
 ) -> pa.Table:
-    """``CREATE [OR REPLACE] MODEL``: train on the query's rows and register a version.
+    """``CREATE [OR REPLACE] MODEL``: train on the query's rows and register a version
+    (a new model is owned by ``owner``, the served user; None for local use).
 
     Returns:
         One row: the model, version, algorithm, task, rows and the metrics.
@@ -57,7 +59,7 @@ def create_model(
         training_sql=statement.query_sql,
         progress=progress,
     )
-    version = catalog.register_version(statement.name, trained.spec, trained.artifact)
+    version = catalog.register_version(statement.name, trained.spec, trained.artifact, owner)
     log.info("trained %s on %d rows", version.ref, version.row_count)
     columns: dict[str, list[Any]] = {
         "model": [version.model],
@@ -144,8 +146,10 @@ def describe_table(catalog: Catalog, ref: str) -> pa.Table:
     """``DESCRIBE MODEL``: the latest (or referenced) version's lineage as property/value."""
     version = catalog.resolve(ref)
     aliases = [a.alias for a in catalog.list_aliases(version.model) if a.version == version.version]
+    owner = catalog.get_model(version.model).owner
     rows: list[tuple[str, str]] = [
         ("model", version.model),
+        ("owner", owner or ""),
         ("version", str(version.version)),
         ("aliases", ", ".join(aliases)),
         ("task", version.task),
