@@ -11,6 +11,7 @@ prepared statements no longer used and idle sessions expire (:meth:`ServerState.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -26,7 +27,7 @@ import pyarrow as pa
 from sqlml.catalog import Catalog, open_catalog
 from sqlml.config import load_settings
 from sqlml.engines.base import HostAccess, RestrictsHostAccess
-from sqlml.errors import QueryError
+from sqlml.errors import ModelNotFound, QueryError
 from sqlml.server.auth import TOKEN_TTL
 from sqlml.server.errors import NotFound, flight_errors, resource_exhausted
 from sqlml.server.metrics import Metrics
@@ -205,9 +206,8 @@ def _rights(user: User, session: Session) -> Callable[[frontend.Statement], None
     def authorize(statement: frontend.Statement) -> None:
         model = None
         if isinstance(statement, frontend.CreateModelStatement) and statement.replace:
-            model = next(
-                (m for m in session.catalog.list_models() if m.name == statement.name), None
-            )
+            with contextlib.suppress(ModelNotFound):
+                model = session.catalog.get_model(statement.name)
         user.authorize(statement, model)
 
     return authorize
@@ -240,6 +240,7 @@ class ServerState:
         self._results: dict[bytes, Result] = {}
         self._opening: dict[str, int] = {}  # user -> sessions being opened
         self._lock = threading.Lock()
+        self._catalog_uri = options.catalog or load_settings({}).catalog
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
 
@@ -341,12 +342,12 @@ class ServerState:
     def _shared_catalog(self) -> Catalog | str | None:
         """The PostgreSQL catalog every session shares (one bounded pool of connections),
         opened on first use; a SQLite catalog's URI, which each session opens."""
-        uri = self.options.catalog or load_settings({}).catalog
-        if not uri.lower().startswith(("postgresql:", "postgres:")):
+        if not self._catalog_uri.lower().startswith(("postgresql:", "postgres:")):
             return self.options.catalog
         with self._catalog_lock:
             if self._catalog is None:
-                self._catalog = open_catalog(uri, max_connections=self.options.catalog_pool)
+                pool = self.options.catalog_pool
+                self._catalog = open_catalog(self._catalog_uri, max_connections=pool)
             return self._catalog
 
     def _count_sessions(self) -> None:

@@ -64,7 +64,9 @@ def _word(token: Token) -> str | None:
     return None if token.token_type in _STRINGLIKE else token.text.upper()
 
 
-def sqlml_tokens(sql: str, dialect: type[Sqlml] | None = None) -> list[Token] | None:
+def sqlml_tokens(
+    sql: str, dialect: type[Sqlml] | None = None, tokens: list[Token] | None = None
+) -> list[Token] | None:
     """The tokens of one statement that may hold a sqlml construct; None for plain SQL.
 
     This is the one test of "sqlml or plain SQL" before parsing, and it reads the
@@ -74,7 +76,7 @@ def sqlml_tokens(sql: str, dialect: type[Sqlml] | None = None) -> list[Token] | 
     that turn out not to be sqlml's (``DESCRIBE model.t``, a macro named ``predict``) are
     read as the engine's SQL. Text that spells none of those words is not tokenized at
     all (a 400 kB compiled model is plain SQL), and text the tokenizer cannot read is the
-    engine's to report.
+    engine's to report. ``tokens`` are the text's tokens when the caller already has them.
 
     >>> sqlml_tokens("SELECT 1") is None
     True
@@ -84,10 +86,11 @@ def sqlml_tokens(sql: str, dialect: type[Sqlml] | None = None) -> list[Token] | 
     folded = sql.casefold()
     if not any(word in folded for word in SQLML_WORDS):
         return None
-    try:
-        tokens = (dialect or Sqlml)().tokenize(sql)
-    except TokenError:
-        return None
+    if tokens is None:
+        try:
+            tokens = (dialect or Sqlml)().tokenize(sql)
+        except TokenError:
+            return None
     return tokens if _holds_sqlml(tokens) else None
 
 

@@ -208,15 +208,18 @@ def parse_tree(sql: str, dialect: str = "duckdb") -> exp.Expr | None:
         SqlSyntaxError: several statements, or a malformed sqlml construct.
     """
     dialect_class = engine_dialect(dialect)
+    known = None
     if ";" in sql:
-        tokens = _tokenize(sql, dialect)
-        statements = (s for s in _segments(tokens or []) if s[0].token_type != TokenType.SEMICOLON)
+        known = _tokenize(sql, dialect)
+        if known is None:
+            return None  # the engine reports what the tokenizer could not read
+        statements = (s for s in _segments(known) if s[0].token_type != TokenType.SEMICOLON)
         if sum(1 for _ in statements) > 1:
             raise SqlSyntaxError(
                 "expected one statement, got several; split scripts with split_statements()",
                 sql,
             )
-    tokens = sqlml_tokens(sql, dialect_class)
+    tokens = sqlml_tokens(sql, dialect_class, known)
     if tokens is None:
         return None
     try:
