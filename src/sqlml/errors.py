@@ -277,6 +277,60 @@ class ArtifactInvalid(SqlmlError, ValueError):
         )
 
 
+class ArtifactRefused(ArtifactCorrupted, ArtifactInvalid):
+    """An artifact sqlml will not load although its bytes match their SHA-256.
+
+    One of its files is not shaped as sqlml writes it (a cut LightGBM model, a split on a
+    feature the model does not have, a preprocessing document that is not an object), or
+    its signature is missing or wrong while ``SQLML_SIGNING_KEY`` is set. It is refused
+    before LightGBM or ONNX Runtime reads any of it.
+
+    Attributes:
+        ref: the model reference as given (``name@version``).
+        name: the model's name.
+        version: the version the reference names (0 when it names none).
+        file: the file of the artifact that is refused (``model.txt``, ``manifest.json``...).
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, ref: str, file: str, reason: str) -> None:
+        self._fields(ref, file, reason)
+        SqlmlError.__init__(
+            self,
+            f"artifact of model {ref!r} is refused: {file}: {reason}. It will not be loaded; "
+            "retrain the model or drop the version",
+        )
+
+    def _fields(self, ref: str, file: str, reason: str) -> None:
+        name, _, qualifier = ref.partition("@")
+        self.ref = ref
+        self.name = name
+        self.version = int(qualifier) if qualifier.isdigit() else 0
+        self.expected = self.actual = ""
+        self.file = file
+        self.reason = reason
+
+
+class ArtifactCrashed(ArtifactRefused):
+    """An artifact that killed (or failed in) the throwaway process that first loads and
+    scores each new artifact, so it is not loaded in this one.
+
+    Attributes:
+        signal: the name of the signal that killed the checker (``SIGSEGV``, ``SIGABRT``),
+            or ``None`` when it exited with an error or ran out of time.
+    """
+
+    def __init__(self, ref: str, file: str, reason: str, signal: str | None = None) -> None:
+        self._fields(ref, file, reason)
+        self.signal = signal
+        SqlmlError.__init__(
+            self,
+            f"artifact of model {ref!r} crashed the checker process that loads and scores "
+            f"each new artifact once: {file} {reason}. It will not be loaded in this "
+            "process; retrain the model or drop the version",
+        )
+
+
 class NotAClassifier(SqlmlError, TypeError):
     """A classification-only call (``predict_proba``) was made on a regression model."""
 
@@ -305,6 +359,15 @@ class TableNotFound(QueryError):
     def __init__(self, engine: str, message: str, sql: str, table: str) -> None:
         self.table = table
         super().__init__(engine, message, sql)
+
+
+class StatementCancelled(QueryError):
+    """A statement was stopped while it ran: it took longer than the server's statement
+    timeout (``sqlml serve --statement-timeout``), or it was cancelled."""
+
+    def __init__(self, engine: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(engine, f"statement cancelled: {reason}")
 
 
 class PermissionDenied(SqlmlError, PermissionError):
@@ -409,3 +472,46 @@ class UnknownDialect(SqlmlError, ValueError):
         self.choices = tuple(choices)
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
         super().__init__(f"unknown SQL dialect {name!r}; {hint}choose one of {_listing(choices)}")
+
+
+class DuplicateColumn(TrainingError):
+    """The training query gives two columns the same name (or names differing only in case)."""
+
+    def __init__(self, model: str, column: str, names: Sequence[str]) -> None:
+        self.column = column
+        self.names = tuple(names)
+        if len(set(names)) == 1:
+            what = f"{len(names)} columns named {column!r}"
+        else:
+            what = f"columns {_listing(repr(n) for n in names)}, whose names differ only in case"
+        super().__init__(
+            model,
+            f"the query gives {what}; a model binds its features by name, so give each "
+            f"column its own name, e.g. SELECT {column}, {column} AS {column}_2",
+        )
+
+
+class NonFiniteValues(TrainingError):
+    """The target (or, for the scikit-learn models, a feature) holds NaN or infinite values."""
+
+    def __init__(
+        self,
+        model: str,
+        column: str,
+        count: int,
+        role: str,
+        hint: str,
+        what: str = "NaN or infinite",
+    ) -> None:
+        self.column = column
+        self.count = count
+        self.role = role
+        super().__init__(model, f"the {role} column {column!r} has {count} {what} value(s); {hint}")
+
+
+class EvaluationError(SqlmlError, ValueError):
+    """``evaluate()`` cannot score the model on the rows it was given."""
+
+    def __init__(self, model: str, message: str) -> None:
+        self.model = model
+        super().__init__(f"cannot evaluate model {model!r}: {message}")

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from sqlml.catalog.entities import Feature, Label, arrow_type_from_string
 from sqlml.errors import ArtifactInvalid, FeatureMissing, FeatureTypeMismatch, NotAClassifier
-from sqlml.udfs import artifact, preprocess
+from sqlml.udfs import artifact, checker, preprocess
 
 Batch: TypeAlias = pa.RecordBatch | pa.Table | pa.StructArray | pa.ChunkedArray
 """What predict accepts: a record batch or table of columns, or a struct array of rows."""
@@ -23,6 +23,11 @@ Batch: TypeAlias = pa.RecordBatch | pa.Table | pa.StructArray | pa.ChunkedArray
 
 def load_model(blob: bytes, name: str = "") -> LoadedModel:
     """Load an artifact written by :func:`sqlml.udfs.train.train`.
+
+    Whatever the blob holds, loading it cannot crash this process: its files are checked
+    first (:mod:`sqlml.udfs.validate`), and the first time this process sees an artifact
+    it did not write, a child process loads and scores it before this one does
+    (:mod:`sqlml.udfs.checker`).
 
     Args:
         blob: the artifact's bytes.
@@ -33,8 +38,12 @@ def load_model(blob: bytes, name: str = "") -> LoadedModel:
 
     Raises:
         ArtifactInvalid: the blob is not a valid artifact.
+        ArtifactRefused: a file of it is malformed, or its signature is missing or wrong.
+        ArtifactCrashed: it crashed (or failed in) the checker process.
     """
-    return LoadedModel(artifact.unpack(blob, name), name)
+    unpacked = artifact.unpack(blob, name)
+    checker.check_once(blob, unpacked, name)
+    return LoadedModel(unpacked, name)
 
 
 class LoadedModel:
@@ -84,7 +93,7 @@ class LoadedModel:
 
             try:
                 self._booster = lgb.Booster(model_str=unpacked.model.decode())
-            except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+            except (lgb.basic.LightGBMError, ValueError) as exc:
                 raise ArtifactInvalid(name, f"model.txt is not a LightGBM model ({exc})") from exc
             if self._booster.num_feature() != width:
                 raise ArtifactInvalid(name, "model.txt does not match preprocess.json")
