@@ -30,6 +30,7 @@ from sqlml.errors import (
     AliasNotFound,
     ArtifactCorrupted,
     CompiledNotFound,
+    ModelExists,
     ModelNotFound,
     VersionNotFound,
 )
@@ -83,7 +84,13 @@ class SqlCatalog(Catalog):
     # --- writing --------------------------------------------------------------------------
 
     def register_version(
-        self, name: str, spec: VersionSpec, artifact: bytes, owner: str | None = None
+        self,
+        name: str,
+        spec: VersionSpec,
+        artifact: bytes,
+        owner: str | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> ModelVersion:
         validate_name(name)
         now = dt.datetime.now(dt.UTC)
@@ -103,6 +110,13 @@ class SqlCatalog(Catalog):
                 (spec.task, name),
             ).fetchone()
             version = int(row[0])
+            if not exist_ok:
+                # Decided under the row lock, so of concurrent creations exactly one wins.
+                existing = self._q(
+                    conn, "SELECT count(*) FROM model_versions WHERE model = ?", (name,)
+                ).fetchone()
+                if int(existing[0]) > 0:
+                    raise ModelExists(name, int(existing[0]))
             mv = ModelVersion(
                 model=name,
                 version=version,

@@ -18,6 +18,8 @@ from sqlml.catalog.entities import (
 from sqlml.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlml.migrations import Migration, MigrationStatus
 
 
@@ -34,8 +36,25 @@ class Catalog(Closing, abc.ABC):
     # --- schema ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def migrate(self) -> list[Migration]:
-        """Apply pending schema migrations; return the ones applied."""
+    def migrate(
+        self,
+        *,
+        lock_timeout: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> list[Migration]:
+        """Apply pending schema migrations; return the ones applied.
+
+        Migration runners take turns through a lock (PostgreSQL's advisory lock,
+        SQLite's write lock).
+
+        Args:
+            lock_timeout: the most seconds to wait while another runner holds the lock;
+                None waits as long as it takes (SQLite: its busy timeout).
+            on_wait: called once, before waiting, when another runner holds the lock.
+
+        Raises:
+            CatalogError: the lock stayed held for ``lock_timeout`` seconds.
+        """
 
     @abc.abstractmethod
     def migration_status(self) -> list[MigrationStatus]:
@@ -65,7 +84,13 @@ class Catalog(Closing, abc.ABC):
 
     @abc.abstractmethod
     def register_version(
-        self, name: str, spec: VersionSpec, artifact: bytes, owner: str | None = None
+        self,
+        name: str,
+        spec: VersionSpec,
+        artifact: bytes,
+        owner: str | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> ModelVersion:
         """Register a new version of ``name`` (creating the model, owned by ``owner``, if
         needed; an existing model keeps its owner).
@@ -74,8 +99,14 @@ class Catalog(Closing, abc.ABC):
         the artifact, so concurrent registrations get distinct consecutive numbers and a
         failure leaves nothing behind.
 
+        Args:
+            exist_ok: when False (plain ``CREATE MODEL``), a model that already has a
+                version is an error. The check is made in the same transaction, so of
+                concurrent registrations of a new name exactly one succeeds.
+
         Raises:
             InvalidModelName: ``name`` is not an identifier.
+            ModelExists: ``exist_ok`` is False and the model has a version.
         """
 
     @abc.abstractmethod

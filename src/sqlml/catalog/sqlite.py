@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -47,11 +47,18 @@ class SQLiteCatalog(SqlCatalog):
                 self._conn.close()
                 raise
 
-    def migrate(self) -> list[Migration]:
+    def migrate(
+        self,
+        *,
+        lock_timeout: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> list[Migration]:
         with self._lock:
             self.check_schema(migrate=True, apply=False)
             try:
-                return migrations.migrate_sqlite(self._conn)
+                return migrations.migrate_sqlite(
+                    self._conn, lock_timeout=lock_timeout, on_wait=on_wait, uri=self.uri
+                )
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot migrate catalog {self.uri}: {exc}") from exc
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlml.errors import MigrationError
+from sqlml.errors import CatalogError, MigrationError
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -120,14 +121,35 @@ def _sqlite_applied(conn: sqlite3.Connection) -> Applied:
     return {v: (n, c, dt.datetime.fromisoformat(a)) for v, n, c, a in rows}
 
 
-def migrate_sqlite(conn: sqlite3.Connection) -> list[Migration]:
+def migrate_sqlite(
+    conn: sqlite3.Connection,
+    *,
+    lock_timeout: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+    uri: str = "",
+) -> list[Migration]:
     """Apply pending migrations to a SQLite database opened with ``isolation_level=None``.
+
+    Args:
+        lock_timeout: the most seconds to wait for the database's write lock while
+            another connection holds it; None for the connection's busy timeout.
+        on_wait: called once when the lock is held by another connection, before waiting.
+        uri: the catalog, for messages.
 
     Returns:
         The migrations applied by this call (empty when the schema was up to date).
+
+    Raises:
+        CatalogError: the lock stayed held for ``lock_timeout`` seconds.
     """
     applied: list[Migration] = []
-    conn.execute(_CREATE_TABLE["sqlite"])
+    _sqlite_begin(conn, lock_timeout, on_wait, uri)
+    try:
+        conn.execute(_CREATE_TABLE["sqlite"])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     for migration in discover("sqlite"):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -150,6 +172,37 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[Migration]:
     return applied
 
 
+def _sqlite_begin(
+    conn: sqlite3.Connection,
+    lock_timeout: float | None,
+    on_wait: Callable[[], None] | None,
+    uri: str,
+) -> None:
+    """``BEGIN IMMEDIATE``, saying so through ``on_wait`` when another connection holds
+    the write lock, and waiting at most ``lock_timeout`` seconds (else the busy timeout)."""
+    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    wait = int(busy) if lock_timeout is None else max(0, round(lock_timeout * 1000))
+    conn.execute("PRAGMA busy_timeout = 0")  # find out at once whether the lock is held
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if on_wait is not None:
+            on_wait()
+        conn.execute(f"PRAGMA busy_timeout = {wait}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if lock_timeout is None or "locked" not in str(exc):
+                raise
+            raise _lock_timeout(uri, lock_timeout) from exc
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+
+
 def status_sqlite(conn: sqlite3.Connection) -> list[MigrationStatus]:
     """Every known or applied migration and whether it was applied."""
     return _status(_sqlite_applied(conn), "sqlite")
@@ -168,16 +221,31 @@ def _pg_applied(
     return {int(v): (str(n), str(c), a) for v, n, c, a in rows}
 
 
-def migrate_postgresql(conn: PgConnection) -> list[Migration]:
+def migrate_postgresql(
+    conn: PgConnection,
+    *,
+    lock_timeout: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+    uri: str = "",
+) -> list[Migration]:
     """Apply pending migrations to PostgreSQL, holding the runners' advisory lock.
 
     ``conn`` must be in autocommit mode; each file runs in its own transaction.
 
+    Args:
+        lock_timeout: the most seconds to wait for the lock while another runner holds
+            it; None waits as long as it takes.
+        on_wait: called once when another runner holds the lock, before waiting.
+        uri: the catalog, for messages.
+
     Returns:
         The migrations applied by this call (empty when the schema was up to date).
+
+    Raises:
+        CatalogError: the lock stayed held for ``lock_timeout`` seconds.
     """
+    _pg_lock(conn, lock_timeout, on_wait, uri)
     applied: list[Migration] = []
-    conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
     try:
         conn.execute(_CREATE_TABLE["postgresql"])
         done = _pg_applied(conn)
@@ -195,6 +263,45 @@ def migrate_postgresql(conn: PgConnection) -> list[Migration]:
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied
+
+
+def _pg_lock(
+    conn: PgConnection,
+    lock_timeout: float | None,
+    on_wait: Callable[[], None] | None,
+    uri: str,
+) -> None:
+    """Take the runners' advisory lock, saying so through ``on_wait`` when it is held."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
+    if row is not None and row[0]:
+        return
+    if on_wait is not None:
+        on_wait()
+    if lock_timeout is None:
+        conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        return
+    from psycopg import errors as pg_errors
+
+    if lock_timeout <= 0:
+        raise _lock_timeout(uri, lock_timeout)
+    # lock_timeout bounds the wait for any lock, advisory ones included.
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, false)", (str(max(1, round(lock_timeout * 1000))),)
+    )
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+    except pg_errors.LockNotAvailable as exc:
+        raise _lock_timeout(uri, lock_timeout) from exc
+    finally:
+        conn.execute("RESET lock_timeout")
+
+
+def _lock_timeout(uri: str, seconds: float) -> CatalogError:
+    return CatalogError(
+        f"gave up after waiting {seconds:g} s for the migration lock of catalog {uri}: "
+        "another migration runner still holds it. Let it finish (then run `sqlml migrate` "
+        "again, which finds nothing left to do), or wait longer with --lock-timeout SECONDS"
+    )
 
 
 def status_postgresql(conn: PgConnection) -> list[MigrationStatus]:

@@ -59,7 +59,9 @@ def create_model(
         training_sql=statement.query_sql,
         progress=progress,
     )
-    version = catalog.register_version(statement.name, trained.spec, trained.artifact, owner)
+    version = catalog.register_version(
+        statement.name, trained.spec, trained.artifact, owner, exist_ok=statement.replace
+    )
     log.info("trained %s on %d rows", version.ref, version.row_count)
     columns: dict[str, list[Any]] = {
         "model": [version.model],
