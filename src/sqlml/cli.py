@@ -1,14 +1,19 @@
 """The ``sqlml`` command.
 
-Global options (``--catalog``, ``--engine``, ``--database``, ``--postgres``) are accepted
-before or after the subcommand: ``sqlml --catalog X models`` and ``sqlml models --catalog X``
-are the same.
+Global options (``--catalog``, ``--engine``, ``--database``, ``--postgres``, ``--debug``) are
+accepted before or after the subcommand: ``sqlml --catalog X models`` and ``sqlml models
+--catalog X`` are the same.
+
+An error is printed as one ``error: <message>`` line on stderr (exit status 1), never with
+a traceback unless ``--debug`` is given; an error that is not a :class:`SqlmlError` is a
+bug, and a second line says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,6 +58,12 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
         help="for sql and shell: attach this PostgreSQL database's public tables as "
         "pg.<table> (env SQLML_POSTGRES)",
     )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an error, print its traceback too",
+    )
     return parser
 
 
@@ -72,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument(
         "--status", action="store_true", help="list applied and pending migrations instead"
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up after waiting this long while another migration runner holds the "
+        "catalog's migration lock (default: wait as long as it takes)",
     )
     migrate.set_defaults(run=cmd_migrate)
 
@@ -177,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a login's bearer token is valid (default 43200, 12 hours)",
     )
     serve.add_argument(
+        "--statement-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a statement may run, until its last row is sent, before it is "
+        "stopped (default 1800; 0 for no limit)",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=int,
         metavar="N",
@@ -222,7 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     with open_catalog(settings.catalog, migrate=False, check_schema=False) as catalog:
         if not args.status:
-            applied = catalog.migrate()
+
+            def waiting() -> None:
+                limit = "" if args.lock_timeout is None else f" (at most {args.lock_timeout:g} s)"
+                print(
+                    f"waiting for another migration runner to release the migration lock of "
+                    f"catalog {catalog.uri}{limit}...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            applied = catalog.migrate(lock_timeout=args.lock_timeout, on_wait=waiting)
             for m in applied:
                 print(f"applied {m.version:04d}_{m.name}")
             if not applied:
@@ -344,6 +379,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         token_ttl=args.token_ttl,
         max_sessions=args.max_sessions,
         max_sessions_per_user=args.max_sessions_per_user,
+        statement_timeout=args.statement_timeout,
         catalog_pool=args.catalog_pool,
         data_dirs=args.data_dir,
         writable_dirs=args.writable_dir,
@@ -369,11 +405,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return run(args, settings)
     except SqlmlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _report(exc, bool(getattr(args, "debug", False)))
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        _report(exc, bool(getattr(args, "debug", False)), bug=True)
+        return 1
+
+
+def _report(exc: Exception, debug: bool, bug: bool = False) -> None:
+    """Print an error as one ``error:`` line (its traceback first with ``--debug``); an
+    error that is not a :class:`SqlmlError` is a bug, and a second line says so."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {message}", file=sys.stderr)
+    if bug:
+        print(
+            f"this is a bug in sqlml ({type(exc).__module__}.{type(exc).__qualname__}); "
+            "please report it" + ("" if debug else ", and rerun with --debug for the traceback"),
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -315,9 +315,10 @@ def test_bad_options(table: pa.Table, extra: dict[str, object], option: str) -> 
     assert info.value.option == option
 
 
-def test_bad_hyperparameter_value_is_a_training_error(table: pa.Table) -> None:
-    with pytest.raises(TrainingError, match="num_leaves"):
+def test_bad_hyperparameter_value_is_an_invalid_option(table: pa.Table) -> None:
+    with pytest.raises(InvalidOption, match=r"must be an integer in \(1, 131072\], got 1") as info:
         train(table, name="m", options=options("label", num_leaves=1))
+    assert info.value.option == "num_leaves"
 
 
 def test_too_few_rows_for_the_holdout() -> None:

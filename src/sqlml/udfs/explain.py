@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sqlml.errors import FeatureMissing, SqlmlError, TrainingError
+from sqlml.errors import EvaluationError, SqlmlError
+from sqlml.udfs import preprocess
 from sqlml.udfs.metrics import classification_metrics, regression_metrics
 from sqlml.udfs.predict import LoadedModel
 
@@ -25,33 +26,82 @@ def evaluate(model: LoadedModel, data: pa.Table) -> pa.Table:
         One row: ``model``, ``rows`` and a column per metric.
 
     Raises:
-        FeatureMissing: the target or a feature column is not in ``data``.
-        TrainingError: no labelled rows, or a label the model never saw.
+        EvaluationError: no target column, no labelled rows, two columns of one name, a
+            target of the wrong type, NaN or infinite targets, or a label the model never
+            saw.
+        FeatureMissing: a feature column is not in ``data``.
     """
-    if model.target not in data.column_names:
-        raise FeatureMissing(model.name, model.target, data.column_names)
-    data = data.filter(pc.is_valid(data[model.target]))
-    if data.num_rows == 0:
-        raise TrainingError(model.name, "evaluate() got no rows with a non-NULL target")
+    columns = data.column_names
+    for name in columns:
+        same = [c for c in columns if c.lower() == name.lower()]
+        if len(same) > 1:
+            raise EvaluationError(
+                model.name,
+                f"the query gives more than one column the name {name!r}; give each column "
+                "its own name",
+            )
+    if model.target not in columns:
+        raise EvaluationError(
+            model.name,
+            f"the query has no column {model.target!r}, the model's target, to compare its "
+            f"predictions with; its columns: {', '.join(columns) or 'none'}",
+        )
     target = data[model.target]
+    kind = preprocess.kind_of(target.type)
+    if (
+        model.task == "regression"
+        and kind != preprocess.NUMERIC
+        and not pa.types.is_null(target.type)
+    ):
+        raise EvaluationError(
+            model.name,
+            f"the target column {model.target!r} is {target.type}, but a regression model "
+            f"needs numbers; cast it, e.g. CAST({model.target} AS DOUBLE)",
+        )
+    data = data.filter(pc.is_valid(target))
+    if data.num_rows == 0:
+        raise EvaluationError(
+            model.name,
+            f"the query gave no rows whose target {model.target!r} is not NULL; evaluate() "
+            "needs rows with known outcomes",
+        )
+    target = data[model.target]
+    if pa.types.is_floating(target.type):
+        bad = pc.sum(pc.or_(pc.is_nan(target), pc.is_inf(target))).as_py()
+        if bad:
+            raise EvaluationError(
+                model.name,
+                f"the target column {model.target!r} has {bad} NaN or infinite value(s); "
+                "leave those rows out or make them NULL",
+            )
     if model.task == "regression":
         predicted = model.predict(data).to_numpy(zero_copy_only=False)
-        metrics = regression_metrics(target.cast(pa.float64()).to_numpy(), predicted)
+        truth = pc.cast(target, pa.float64(), safe=False).to_numpy()
+        metrics = regression_metrics(truth, predicted)
     else:
         labels = pa.array(model.classes, type=model.output_type)
-        codes = pc.index_in(target.cast(model.output_type), value_set=labels)
+        try:
+            cast = target.cast(model.output_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise EvaluationError(
+                model.name,
+                f"the target column {model.target!r} is {target.type}, which does not match "
+                f"the model's classes ({model.output_type}: {list(model.classes)[:5]}); "
+                f"cast it, e.g. CAST({model.target} AS ...)",
+            ) from exc
+        codes = pc.index_in(cast, value_set=labels)
         if codes.null_count:
             unseen = pc.unique(pc.filter(target, pc.is_null(codes))).to_pylist()[:5]
-            raise TrainingError(
+            raise EvaluationError(
                 model.name,
-                f"evaluate() got target values the model never saw in training: {unseen}; "
+                f"the target has values the model never saw in training: {unseen}; "
                 f"its classes are {list(model.classes)}",
             )
         proba = model.scores(data)
         metrics = classification_metrics(codes.to_numpy(zero_copy_only=False), proba)
-    columns: dict[str, list[object]] = {"model": [model.name], "rows": [data.num_rows]}
-    columns.update({name: [value] for name, value in metrics.items()})
-    return pa.table(columns)
+    result: dict[str, list[object]] = {"model": [model.name], "rows": [data.num_rows]}
+    result.update({name: [value] for name, value in metrics.items()})
+    return pa.table(result)
 
 
 def feature_importance(model: LoadedModel) -> pa.Table:

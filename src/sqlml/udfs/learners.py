@@ -4,17 +4,29 @@ Each ``train_*`` function fits its learner on the training matrix and returns th
 bytes (a LightGBM model string, or ONNX for scikit-learn), the effective hyperparameters
 and the holdout's scores (class probabilities for classification);
 :func:`check_hyperparameters` validates the options' hyperparameters first.
+
+What LightGBM prints goes to the ``sqlml.lightgbm`` logger, not to the process's stdout or
+stderr: its messages through :func:`lightgbm.register_logger`, and its ``[Fatal]`` lines
+(which the native library writes straight to file descriptor 2) by
+:func:`native_stderr_to_log` while LightGBM runs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import logging
+import os
+import re
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from sqlml.errors import TrainingError
+from sqlml.errors import InvalidOption, TrainingError
 from sqlml.udfs import preprocess
 from sqlml.udfs.options import Options, lightgbm_params, sklearn_params
 
@@ -66,18 +78,146 @@ def train_lightgbm(
         report("train", env.iteration - env.begin_iteration + 1, rounds)
 
     report("train", 0, rounds)
+    _log_lightgbm()
     try:
-        dataset = lgb.Dataset(
-            x_train, label=y_train, categorical_feature=preprocessor.categorical_indices
-        )
-        booster = lgb.train(params, dataset, num_boost_round=rounds, callbacks=[callback])
+        with native_stderr_to_log():
+            dataset = lgb.Dataset(
+                x_train, label=y_train, categorical_feature=preprocessor.categorical_indices
+            )
+            booster = lgb.train(params, dataset, num_boost_round=rounds, callbacks=[callback])
     except (lgb.basic.LightGBMError, ValueError, TypeError) as exc:
-        raise TrainingError(name, f"LightGBM failed: {exc}") from exc
+        raise _lightgbm_error(name, hyperparameters, exc) from exc
     scores = np.asarray(booster.predict(x_test))
     if task == "classification" and k == 2:
         scores = np.column_stack([1.0 - scores, scores])
     effective = {**params, "num_iterations": rounds}
     return booster.model_to_string().encode(), _json_safe(effective), scores
+
+
+def _lightgbm_error(name: str, hyperparameters: Mapping[str, object], exc: Exception) -> Exception:
+    """LightGBM's error as an :class:`InvalidOption` when it names a parameter or its
+    value (``Unknown boosting type xx``), else as a :class:`TrainingError`."""
+    message = " ".join(str(exc).split())
+    for option, value in hyperparameters.items():
+        text = str(value)
+        if re.search(rf"\b{re.escape(option)}\b", message) or (
+            isinstance(value, str) and text and re.search(rf"\b{re.escape(text)}\b", message)
+        ):
+            return InvalidOption(option, f"LightGBM does not accept {value!r}: {message}")
+    return TrainingError(name, f"LightGBM failed: {message}")
+
+
+lightgbm_log = logging.getLogger("sqlml.lightgbm")
+# Without a handler configured anywhere, Python would print warnings to stderr.
+lightgbm_log.addHandler(logging.NullHandler())
+
+_LEVELS = {
+    "Fatal": logging.INFO,  # the error raised for it carries the message too
+    "Warning": logging.WARNING,
+    "Info": logging.INFO,
+    "Debug": logging.DEBUG,
+}
+_LEVEL_TAG = re.compile(r"^\[LightGBM\] \[(\w+)\]")
+
+
+def _level(line: str) -> int:
+    found = _LEVEL_TAG.match(line)
+    return _LEVELS.get(found.group(1), logging.INFO) if found else logging.INFO
+
+
+class _LightGBMLogger:
+    """What :func:`lightgbm.register_logger` is given: LightGBM's messages, each at the
+    level its ``[LightGBM] [Level]`` tag names, on the ``sqlml.lightgbm`` logger."""
+
+    def info(self, message: str) -> None:
+        message = message.rstrip()
+        if message:
+            lightgbm_log.log(_level(message), "%s", message)
+
+    def warning(self, message: str) -> None:
+        lightgbm_log.warning("%s", message.rstrip())
+
+
+_registered = False
+
+
+def _log_lightgbm() -> None:
+    global _registered
+    if not _registered:
+        import lightgbm as lgb
+
+        lgb.register_logger(_LightGBMLogger())
+        _registered = True
+
+
+class _StderrRoute:
+    """File descriptor 2 pointed at a pipe, and the thread reading it (see
+    :func:`native_stderr_to_log`)."""
+
+    def __init__(self) -> None:
+        _flush_stderr()
+        self.saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        #: Lines this route logged: one read back (a handler printing to stderr) is
+        #: passed on to the real stderr, not logged again.
+        self.logged: deque[bytes] = deque(maxlen=64)
+        self.reader = threading.Thread(
+            target=self._read, args=(read,), name="sqlml-native-stderr", daemon=True
+        )
+        self.reader.start()
+
+    def _read(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as pipe:
+            for raw in pipe:
+                line = raw.rstrip(b"\r\n")
+                if line.startswith(b"[LightGBM]") and line not in self.logged:
+                    self.logged.append(line)
+                    text = line.decode("utf-8", "replace")
+                    lightgbm_log.log(_level(text), "%s", text)
+                else:
+                    os.write(self.saved, raw)
+
+    def close(self) -> None:
+        _flush_stderr()
+        os.dup2(self.saved, 2)  # closes the pipe's last write end: the reader sees EOF
+        self.reader.join()
+        os.close(self.saved)
+
+
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+
+
+_route_lock = threading.Lock()
+_route: _StderrRoute | None = None
+_route_users = 0
+
+
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """While the block runs, LightGBM's lines written to file descriptor 2 (its
+    ``[Fatal]`` messages) go to the ``sqlml.lightgbm`` logger; anything else written there,
+    by any thread, goes on to the real stderr as it comes. Blocks may overlap across
+    threads: the first to enter routes the descriptor, the last to leave restores it."""
+    global _route, _route_users
+    with _route_lock:
+        if _route_users == 0:
+            try:
+                _route = _StderrRoute()
+            except OSError:  # no descriptor 2 to route
+                _route = None
+        _route_users += 1
+    try:
+        yield
+    finally:
+        with _route_lock:
+            _route_users -= 1
+            if _route_users == 0 and _route is not None:
+                _route.close()
+                _route = None
 
 
 def _estimator(algorithm: str, task: str) -> Any:
@@ -110,20 +250,23 @@ def train_sklearn(
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=seed)
     report("train", 0, 1)
-    try:
-        estimator.fit(x_train, y_train)
-    except (ValueError, TypeError) as exc:
-        raise TrainingError(name, f"scikit-learn failed: {exc}") from exc
-    report("train", 1, 1)
-    effective = _json_safe(estimator.get_params())
-    if "n_jobs" in effective:
-        # Forests sum their trees' outputs in thread order; score in one thread so the
-        # metrics are reproducible to the last bit.
-        estimator.set_params(n_jobs=1)
-    if task == "classification":
-        scores = estimator.predict_proba(x_test)
-    else:
-        scores = estimator.predict(x_test)
+    # Values near the float64 limits overflow inside the solvers; the fit still stands (or
+    # fails below), so NumPy's floating-point warnings are not printed.
+    with np.errstate(all="ignore"):
+        try:
+            estimator.fit(x_train, y_train)
+        except (ValueError, TypeError) as exc:
+            raise TrainingError(name, f"scikit-learn failed: {exc}") from exc
+        report("train", 1, 1)
+        effective = _json_safe(estimator.get_params())
+        if "n_jobs" in effective:
+            # Forests sum their trees' outputs in thread order; score in one thread so the
+            # metrics are reproducible to the last bit.
+            estimator.set_params(n_jobs=1)
+        if task == "classification":
+            scores = estimator.predict_proba(x_test)
+        else:
+            scores = estimator.predict(x_test)
     model = _to_onnx(estimator, x_train.shape[1], double=algorithm != "random_forest")
     return model, effective, scores
 

@@ -1,9 +1,13 @@
 """Holdout metrics, computed with scikit-learn and returned as plain floats.
 
-scikit-learn is imported when a metric is computed, so predicting never pays for it.
+scikit-learn is imported when a metric is computed, so predicting never pays for it. A
+metric that is not a finite number (a squared error beyond the float64 range, for targets
+near 1e154 and above) is left out rather than recorded as infinite.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -46,7 +50,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
             out["roc_auc"] = metrics.roc_auc_score(
                 y_true, proba, multi_class="ovr", average="macro", labels=labels
             )
-    return {name: float(value) for name, value in sorted(out.items())}
+    return _finite(out)
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -61,10 +65,15 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     """
     from sklearn import metrics
 
-    out = {
-        "mae": metrics.mean_absolute_error(y_true, y_pred),
-        "rmse": metrics.root_mean_squared_error(y_true, y_pred),
-    }
-    if len(y_true) >= 2:
-        out["r2"] = metrics.r2_score(y_true, y_pred)
-    return {name: float(value) for name, value in sorted(out.items())}
+    with np.errstate(all="ignore"):
+        out = {
+            "mae": metrics.mean_absolute_error(y_true, y_pred),
+            "rmse": metrics.root_mean_squared_error(y_true, y_pred),
+        }
+        if len(y_true) >= 2:
+            out["r2"] = metrics.r2_score(y_true, y_pred)
+    return _finite(out)
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    return {name: float(value) for name, value in sorted(values.items()) if math.isfinite(value)}

@@ -4,11 +4,16 @@ Option names are case-insensitive. Besides sqlml's own options (``target``, ``ta
 ``algorithm``, ``exclude``, ``test_size``, ``seed``) every option is a hyperparameter, named
 as its library names it: for LightGBM any parameter name or alias LightGBM itself accepts
 (from LightGBM's own alias table), for the scikit-learn models the estimator's
-``get_params()`` keys.
+``get_params()`` keys. Hyperparameter values are checked here, before the library sees them,
+so a bad one is an :class:`~sqlml.errors.InvalidOption` naming it: LightGBM's numeric and
+boolean parameters against their types and ranges (:data:`LIGHTGBM_VALUES`), scikit-learn's
+against the estimator's own parameter constraints.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +50,128 @@ _LIGHTGBM_RESERVED = {
     "config": "sqlml does not read configuration files",
     "machine_list_filename": "distributed training is not supported",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRule:
+    """The type and range of a LightGBM parameter's value.
+
+    Attributes:
+        kind: ``int``, ``float`` or ``bool``.
+        low: the smallest value allowed (``None``: no bound).
+        low_open: whether ``low`` itself is excluded.
+        high: the largest value allowed (``None``: no bound).
+        high_open: whether ``high`` itself is excluded.
+    """
+
+    kind: str
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """E.g. ``an integer greater than 1`` or ``a number in (0, 1]``."""
+        noun = {"int": "an integer", "float": "a number", "bool": "true or false"}[self.kind]
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        if self.low is not None:
+            relation = "greater than" if self.low_open else "at least"
+            return f"{noun} {relation} {_number(self.low)}"
+        if self.high is not None:
+            relation = "less than" if self.high_open else "at most"
+            return f"{noun} {relation} {_number(self.high)}"
+        return noun
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_INT, _BOOL = ValueRule("int"), ValueRule("bool")
+_POSITIVE_INT, _NATURAL = ValueRule("int", 0, True), ValueRule("int", 0)
+_POSITIVE, _NON_NEGATIVE = ValueRule("float", 0, True), ValueRule("float", 0)
+_FRACTION, _SHARE = ValueRule("float", 0, True, 1), ValueRule("float", 0, False, 1)
+
+#: LightGBM's numeric and boolean parameters (canonical names) -> what a value must be, from
+#: the checks of LightGBM's ``config.h``; sqlml needs at least one boosting round.
+LIGHTGBM_VALUES: dict[str, ValueRule] = {
+    "num_iterations": ValueRule("int", 1),
+    "learning_rate": _POSITIVE,
+    "num_leaves": ValueRule("int", 1, True, 131072),
+    "num_threads": _INT,
+    "max_depth": _INT,
+    "min_data_in_leaf": _NATURAL,
+    "min_sum_hessian_in_leaf": _NON_NEGATIVE,
+    "bagging_fraction": _FRACTION,
+    "pos_bagging_fraction": _FRACTION,
+    "neg_bagging_fraction": _FRACTION,
+    "bagging_freq": _NATURAL,
+    "bagging_seed": _INT,
+    "bagging_by_query": _BOOL,
+    "feature_fraction": _FRACTION,
+    "feature_fraction_bynode": _FRACTION,
+    "feature_fraction_seed": _INT,
+    "extra_trees": _BOOL,
+    "extra_seed": _INT,
+    "max_delta_step": ValueRule("float"),
+    "lambda_l1": _NON_NEGATIVE,
+    "lambda_l2": _NON_NEGATIVE,
+    "linear_lambda": _NON_NEGATIVE,
+    "min_gain_to_split": _NON_NEGATIVE,
+    "drop_rate": _SHARE,
+    "max_drop": _INT,
+    "skip_drop": _SHARE,
+    "xgboost_dart_mode": _BOOL,
+    "uniform_drop": _BOOL,
+    "drop_seed": _INT,
+    "top_rate": _SHARE,
+    "other_rate": _SHARE,
+    "min_data_per_group": _POSITIVE_INT,
+    "max_cat_threshold": _POSITIVE_INT,
+    "cat_l2": _NON_NEGATIVE,
+    "cat_smooth": _NON_NEGATIVE,
+    "max_cat_to_onehot": _POSITIVE_INT,
+    "top_k": _POSITIVE_INT,
+    "monotone_penalty": _NON_NEGATIVE,
+    "refit_decay_rate": _SHARE,
+    "cegb_tradeoff": _NON_NEGATIVE,
+    "cegb_penalty_split": _NON_NEGATIVE,
+    "path_smooth": _NON_NEGATIVE,
+    "max_bin": ValueRule("int", 1, True),
+    "min_data_in_bin": _POSITIVE_INT,
+    "bin_construct_sample_cnt": _POSITIVE_INT,
+    "data_random_seed": _INT,
+    "objective_seed": _INT,
+    "is_unbalance": _BOOL,
+    "scale_pos_weight": _POSITIVE,
+    "sigmoid": _POSITIVE,
+    "boost_from_average": _BOOL,
+    "reg_sqrt": _BOOL,
+    "alpha": _POSITIVE,
+    "fair_c": _POSITIVE,
+    "poisson_max_delta_step": _POSITIVE,
+    "tweedie_variance_power": ValueRule("float", 1, False, 2, True),
+    "multi_error_top_k": _POSITIVE_INT,
+    "verbosity": _INT,
+    "deterministic": _BOOL,
+    "force_col_wise": _BOOL,
+    "force_row_wise": _BOOL,
+    "linear_tree": _BOOL,
+    "use_missing": _BOOL,
+    "zero_as_missing": _BOOL,
+    "feature_pre_filter": _BOOL,
+    "enable_bundle": _BOOL,
+    "use_quantized_grad": _BOOL,
+    "num_grad_quant_bins": ValueRule("int", 1, True),
+    "stochastic_rounding": _BOOL,
+    "quant_train_renew_leaf": _BOOL,
+    "gpu_use_dp": _BOOL,
+    "histogram_pool_size": ValueRule("float"),
+}
+
+_TRUE, _FALSE = ("true", "+", "1"), ("false", "-", "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +330,73 @@ def lightgbm_params(hyperparameters: Mapping[str, object], task: str) -> dict[st
             raise InvalidOption(name, f"cannot be set: {reserved[canonical]}")
         if canonical in params:
             raise InvalidOption(name, f"sets LightGBM's {canonical!r}, which is already set")
-        params[canonical] = value
+        params[canonical] = lightgbm_value(name, canonical, value)
     return params
+
+
+def lightgbm_value(name: str, canonical: str, value: object) -> object:
+    """Check one LightGBM parameter's value; returns it as the Python type LightGBM reads.
+
+    Args:
+        name: the option as given (for the message).
+        canonical: LightGBM's canonical name of the parameter.
+        value: the option's value.
+
+    Raises:
+        InvalidOption: the value has the wrong type or is out of range.
+    """
+    rule = LIGHTGBM_VALUES.get(canonical)
+    known = f" (LightGBM's {canonical!r})" if canonical != name else ""
+    if value is None:
+        raise InvalidOption(name, "is NULL; give it a value or leave the option out")
+    if rule is None:
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if not isinstance(item, str | int | float) or (
+                isinstance(item, float) and not math.isfinite(item)
+            ):
+                raise InvalidOption(name, f"has an invalid value {value!r}{known}")
+        return value
+    checked = _coerce(value, rule.kind)
+    if checked is None or not _in_range(checked, rule):
+        raise InvalidOption(name, f"must be {rule.describe()}{known}, got {value!r}")
+    return checked
+
+
+def _coerce(value: object, kind: str) -> int | float | bool | None:
+    """``value`` as ``kind`` (numbers may be given as strings), or None if it is not one."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower() if isinstance(value, str | int) else ""
+        return True if text in _TRUE else False if text in _FALSE else None
+    if isinstance(value, bool | list):
+        return None
+    number: float
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().replace("_", ""))
+        except ValueError:
+            return None
+    else:
+        return None
+    if not math.isfinite(number):
+        return None
+    if kind == "int":
+        if not float(number).is_integer():
+            return None
+        return int(number)
+    return float(number)
+
+
+def _in_range(value: float, rule: ValueRule) -> bool:
+    if rule.kind == "bool":
+        return True
+    if rule.low is not None and (value < rule.low or (rule.low_open and value == rule.low)):
+        return False
+    return rule.high is None or not (value > rule.high or (rule.high_open and value == rule.high))
 
 
 def sklearn_params(estimator: Any, hyperparameters: Mapping[str, object]) -> dict[str, object]:
@@ -214,7 +406,8 @@ def sklearn_params(estimator: Any, hyperparameters: Mapping[str, object]) -> dic
         The parameters under the estimator's own spelling (e.g. ``C``).
 
     Raises:
-        InvalidOption: an unknown parameter, or ``random_state`` (use ``seed``).
+        InvalidOption: an unknown parameter, ``random_state`` (use ``seed``), or a value
+            the estimator's parameter constraints do not allow.
     """
     known = {name.lower(): name for name in estimator.get_params(deep=False)}
     known.pop("random_state", None)
@@ -230,4 +423,21 @@ def sklearn_params(estimator: Any, hyperparameters: Mapping[str, object]) -> dic
                 valid,
             )
         params[known[name]] = value
+        _check_sklearn_value(estimator, known[name], value)
     return params
+
+
+def _check_sklearn_value(estimator: Any, param: str, value: object) -> None:
+    """Raise :class:`InvalidOption` unless the estimator's constraints allow ``value``."""
+    from sklearn.base import clone
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    probe = clone(estimator).set_params(**{param: value})
+    try:
+        probe._validate_params()
+    except InvalidParameterError as exc:
+        message = str(exc)
+        found = re.match(r"The '\w+' parameter of (\w+) must be (.*)\. Got .* instead\.$", message)
+        if found:
+            message = f"must be {found.group(2)} for {found.group(1)}, got {value!r}"
+        raise InvalidOption(param, message) from None

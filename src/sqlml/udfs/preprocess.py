@@ -19,6 +19,7 @@ since epoch), with calendar parts in the column's own time zone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -242,8 +243,9 @@ class Preprocessor:
         out = self.raw(columns, num_rows)
         if self.center is not None and self.scale is not None:
             np.copyto(out, self.center, where=np.isnan(out))
-            out -= self.center
-            out /= self.scale
+            with np.errstate(over="ignore", invalid="ignore"):  # values near the limits
+                out -= self.center
+                out /= self.scale
         return out
 
     def raw(self, columns: Mapping[str, ArrowColumn], num_rows: int) -> np.ndarray:
@@ -333,13 +335,23 @@ def fit(table: pa.Table, *, encoding: str) -> Preprocessor:
         onehot = np.zeros(preprocessor.width, dtype=bool)
         onehot[_onehot_positions(preprocessor)] = True
         for j in np.flatnonzero(~onehot):
-            values = raw[:, j][~np.isnan(raw[:, j])]
-            if values.size:
-                center[j] = values.mean()
-                std = values.std()
-                scale[j] = std if std > 0 else 1.0
+            center[j], scale[j] = _center_and_scale(raw[:, j])
         preprocessor.center, preprocessor.scale = center, scale
     return preprocessor
+
+
+def _center_and_scale(column: np.ndarray) -> tuple[float, float]:
+    """The mean and standard deviation of a column's finite values (NaN and infinities are
+    left out), falling back to 0 and the largest magnitude where those overflow (values
+    near the float64 limit) and to a scale of 1 for a constant column."""
+    values = column[np.isfinite(column)]
+    if not values.size:
+        return 0.0, 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        center, std = float(values.mean()), float(values.std())
+    if not (math.isfinite(center) and math.isfinite(std)):
+        return 0.0, float(np.abs(values).max())
+    return center, std if std > 0 else 1.0
 
 
 def _onehot_positions(preprocessor: Preprocessor) -> list[int]:

@@ -17,13 +17,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.catalog.entities import VersionSpec
-from sqlml.errors import TrainingError, UnsupportedColumnType
+from sqlml.errors import InvalidOption, TrainingError, UnsupportedColumnType
 from sqlml.udfs import artifact, metrics, preprocess
 from sqlml.udfs.learners import Progress, check_hyperparameters, train_lightgbm, train_sklearn
 from sqlml.udfs.lineage import data_fingerprint, library_versions
 from sqlml.udfs.options import check_algorithm, parse_options
 from sqlml.udfs.training_data import (
+    check_finite_features,
+    check_float32_range,
     check_target_type,
+    check_target_values,
+    check_unique_names,
     encode_target,
     infer_task,
     resolve_column,
@@ -74,12 +78,21 @@ def train(
     Raises:
         InvalidOption: a missing, unknown or bad option.
         UnsupportedColumnType: a feature or the target has a type sqlml cannot use.
+        DuplicateColumn: two columns have the same name.
+        NonFiniteValues: the target holds NaN or infinite values.
         TrainingError: the data cannot be trained on (no rows, one class, no features...).
     """
     report = progress or (lambda stage, done, total: None)
     opts = parse_options(options)
+    check_unique_names(name, table)
     target = resolve_column(table, opts.target, "target")
     excluded = {resolve_column(table, column, "exclude") for column in opts.exclude}
+    if target in excluded:
+        raise InvalidOption(
+            "exclude",
+            f"names the target {target!r}; the target is never a feature, so leave it out "
+            "of exclude",
+        )
     target_type = table.schema.field(target).type
     task = opts.task or infer_task(target, target_type)
     check_algorithm(opts.algorithm, task)
@@ -106,11 +119,17 @@ def train(
             f"the target column {target!r} is NULL in every row; there is nothing to learn",
         )
     if dropped:
-        logger.info("model %s: dropped %d rows whose target %r is NULL", name, dropped, target)
-        report("drop_null_target", dropped, table.num_rows)
         table = table.filter(labelled)
+    check_target_values(name, target, table.column(target))
+    if opts.algorithm != "lightgbm":
+        check_finite_features(name, table, feature_names, opts.algorithm)
+    if dropped:
+        logger.info("model %s: dropped %d rows whose target %r is NULL", name, dropped, target)
+        report("drop_null_target", dropped, dropped + table.num_rows)
 
     y, classes = encode_target(table.column(target), task)
+    if opts.algorithm == "lightgbm" and task == "regression":
+        check_float32_range(name, target, y)
     if task == "classification" and len(classes) < 2:
         raise TrainingError(
             name,
