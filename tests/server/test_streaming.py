@@ -81,16 +81,27 @@ def _count_rows(cur: Any, sql: str) -> int:
 
 
 def test_large_result_streams_in_bounded_memory(stream_server: Server) -> None:
+    """An 80 MB result grows the server by far less than a materialised copy would.
+
+    The bound is taken against a baseline measured in the same test, on the same server
+    (what a loaded machine's allocator keeps is not a constant): the growth while streaming
+    a result a tenth the size. A server holding the whole result would grow by most of its
+    80 MB over that baseline.
+    """
     con = _connect(stream_server)
     try:
         with con.cursor() as cur:
             assert _count_rows(cur, "SELECT 1 AS warm_up") == 1
+            with PeakRss(stream_server.process.pid) as small:
+                assert _count_rows(cur, BIG.replace(str(ROWS), str(ROWS // 10))) == ROWS // 10
             with PeakRss(stream_server.process.pid) as rss:
                 assert _count_rows(cur, BIG) == ROWS
     finally:
         con.close()
-    # Materialised, the result alone would take RESULT_BYTES (80 MB) on the server.
-    assert rss.growth < RESULT_BYTES / 3, f"server grew {rss.growth / 1e6:.0f} MB"
+    assert rss.growth < small.growth + RESULT_BYTES / 2, (
+        f"server grew {rss.growth / 1e6:.0f} MB streaming {RESULT_BYTES / 1e6:.0f} MB, "
+        f"{small.growth / 1e6:.0f} MB streaming a tenth of it"
+    )
 
 
 def test_wide_rows_go_out_in_batches_clients_accept(stream_server: Server) -> None:
