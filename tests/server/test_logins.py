@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.flight as flight
 import pytest
 
-from sqlml.server.auth import FREE_FAILURES, LOCKOUT
+from sqlml.server.auth import FREE_FAILURES, LOCKOUT, STORM_FAILURES, STORM_WINDOW
 from sqlml.server.rpc import SqlmlFlightServer
 from sqlml.server.state import ServerOptions
 
@@ -120,3 +120,38 @@ def test_failed_logins_are_throttled_per_user_then_locked_out(
     logged = caplog.text
     assert "failed login for user ann" in logged
     assert "wrong-password" not in logged
+
+
+def test_a_storm_of_failed_logins_takes_every_users_free_failures(
+    server: SqlmlFlightServer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One address trying many user names: the server cannot see the address, so past
+    # STORM_FAILURES failures in STORM_WINDOW seconds nobody gets free failures.
+    client = _client(server)
+    caplog.set_level(logging.WARNING, logger="sqlml.server")
+    try:
+        for n in range(STORM_FAILURES - 1):
+            with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user"):
+                _login(client, f"guess{n}", "password1")
+        # Below the storm, a user still has their free failures.
+        with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user"):
+            _login(client, "bob", "wrong")
+        assert _works(client, _login(client, "bob", "two"))
+        # In the storm, one failure refuses that user's logins for a second...
+        with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user"):
+            _login(client, "ann", "wrong")
+        with pytest.raises(flight.FlightUnauthenticatedError, match="too many failed logins"):
+            _login(client, "ann", "one")
+        # ...while users who type their password right log in as usual.
+        assert _works(client, _login(client, "bob", "two"))
+        clock.now += 1.5
+        assert _works(client, _login(client, "ann", "one"))
+        # Once the window has passed, free failures are back.
+        clock.now += STORM_WINDOW
+        for _ in range(FREE_FAILURES):
+            with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user"):
+                _login(client, "ann", "wrong")
+        assert _works(client, _login(client, "ann", "one"))
+    finally:
+        client.close()
+    assert f"failed logins in {STORM_WINDOW:g} s" in caplog.text

@@ -103,6 +103,37 @@ def test_each_role_runs_what_it_may_and_is_refused_the_rest(served: Server) -> N
             con.close()
 
 
+def test_a_reader_runs_plain_sql_that_only_reads(served: Server) -> None:
+    carol, bob = _as(served, "carol"), _as(served, "bob")
+    try:
+        # A reader queries, and keeps temporary tables of their own session (DataFusion
+        # has none).
+        if served.engine == "duckdb":
+            query(bob, "CREATE TEMP TABLE mine AS SELECT 1 AS a")
+            assert query(bob, "SELECT a FROM mine").to_pylist() == [{"a": 1}]
+        assert query(bob, "EXPLAIN SELECT 1 AS a").num_rows >= 1
+        # Writing to the database takes the trainer role, however it is spelt.
+        for statement, effect in (
+            ("CREATE TABLE shared AS SELECT 1 AS a", "CREATE TABLE"),
+            ("INSERT INTO mine VALUES (2)", "INSERT"),
+            ("CREATE VIEW v AS SELECT 1 AS a", "CREATE VIEW"),
+            ("DROP TABLE mine", "DROP"),
+            ("EXPLAIN ANALYZE INSERT INTO mine VALUES (3)", "EXPLAIN ANALYZE INSERT"),
+        ):
+            with pytest.raises(
+                adbc.Error, match=_denied("bob", "write to the database with", effect)
+            ):
+                query(bob, statement)
+        if served.engine == "duckdb":
+            assert query(bob, "SELECT count(*) AS n FROM mine").to_pylist() == [{"n": 1}]
+        query(carol, "CREATE TABLE shared AS SELECT 1 AS a")
+        query(carol, "INSERT INTO shared VALUES (2)")
+        assert query(carol, "SELECT count(*) AS n FROM shared").to_pylist() == [{"n": 2}]
+    finally:
+        carol.close()
+        bob.close()
+
+
 def test_a_wrong_password_is_refused_with_hashes(served: Server) -> None:
     with pytest.raises(adbc.Error, match=r"UNAUTHENTICATED: .*invalid user or password"):
         adbc.connect(

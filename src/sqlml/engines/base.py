@@ -188,3 +188,23 @@ class RestrictsHostAccess(abc.ABC):
         Raises:
             QueryError: the engine cannot be restricted as asked.
         """
+
+
+class Interruptible(abc.ABC):
+    """An engine whose running statement can be stopped from another thread."""
+
+    @abc.abstractmethod
+    def interrupt(self, reason: str) -> None:
+        """Stop the statement running now: it fails with
+        :class:`~sqlml.errors.StatementCancelled` saying ``reason``. Without a running
+        statement nothing happens (the next one runs as usual).
+
+        Until :meth:`resume`, every statement started fails the same way, so a statement
+        of several steps stops at its next one.
+
+        Safe to call from any thread while another runs the statement.
+        """
+
+    @abc.abstractmethod
+    def resume(self) -> None:
+        """Let statements run again after :meth:`interrupt`."""

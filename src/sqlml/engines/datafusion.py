@@ -31,6 +31,7 @@ from sqlglot import exp
 from sqlml.engines.base import (
     Engine,
     HostAccess,
+    Interruptible,
     PredictKind,
     RestrictsHostAccess,
     ServesQualifiedStreams,
@@ -43,6 +44,7 @@ from sqlml.errors import (
     HostAccessDenied,
     QueryError,
     SqlmlError,
+    StatementCancelled,
     TableNotFound,
 )
 from sqlml.udfs import preprocess
@@ -123,7 +125,7 @@ class _Bound:
         self.features = features
 
 
-class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
+class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess, Interruptible):
     """DataFusion through its Python API; one ``SessionContext`` per engine object.
 
     Data lives in memory (registered Arrow data, ``CREATE TABLE``) or in files that
@@ -153,6 +155,8 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
         self._lock = threading.Lock()
         self._failure: SqlmlError | None = None
         self._options: datafusion.SQLOptions | None = None
+        self._cancelled: str | None = None
+        """Why statements are stopped (:meth:`interrupt`), until :meth:`resume`."""
         self._scratch: str | None = None
 
     def restrict_host_access(self, access: HostAccess) -> None:
@@ -178,6 +182,22 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
         read_only = bool(access.readable) and not access.writable
         self._options = datafusion.SQLOptions().with_allow_dml(not read_only)
 
+    def interrupt(self, reason: str) -> None:
+        # DataFusion's Python API cannot cancel a plan from another thread: the statement
+        # stops at its next batch, or at its next call of a prediction function.
+        with self._lock:
+            self._cancelled = reason
+
+    def resume(self) -> None:
+        with self._lock:
+            self._cancelled = None
+
+    def _check_cancelled(self) -> None:
+        with self._lock:
+            cancelled = self._cancelled
+        if cancelled is not None:
+            raise StatementCancelled(self.name, cancelled)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         try:
             return self._frame(sql, params).to_arrow_table()
@@ -188,6 +208,7 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
         """Start a statement: its DataFrame, run when collected or streamed."""
         with self._lock:
             self._failure = None
+        self._check_cancelled()
         values = {str(i): value for i, value in enumerate(params or (), start=1)}
         return self.ctx.sql(sql, self._options, param_values=values or None)
 
@@ -197,7 +218,9 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
         if isinstance(exc, SqlmlError):
             return exc
         with self._lock:
-            cause = self._failure
+            cause, cancelled = self._failure, self._cancelled
+        if cancelled is not None:
+            return StatementCancelled(self.name, cancelled)
         if cause is not None:
             return cause
         message = str(exc)
@@ -213,7 +236,9 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
 
     def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
         try:
-            yield from reader
+            for batch in reader:
+                self._check_cancelled()
+                yield batch
         except Exception as exc:
             raise self._error(exc, sql) from exc
         finally:
@@ -293,6 +318,7 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess):
 
         def predict(*columns: pa.Array) -> pa.Array:
             try:
+                self._check_cancelled()
                 for feature, types in zip(probed, columns[len(names) :], strict=True):
                     _check_text(version.ref, feature, types)
                 batch = pa.RecordBatch.from_arrays(list(columns[: len(names)]), names=names)

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -20,6 +21,7 @@ from sqlml.engines.base import (
     Engine,
     HasNativePredict,
     HostAccess,
+    Interruptible,
     ModelLoader,
     PredictKind,
     RestrictsHostAccess,
@@ -31,6 +33,7 @@ from sqlml.errors import (
     HostAccessDenied,
     QueryError,
     SqlmlError,
+    StatementCancelled,
     TableNotFound,
 )
 
@@ -73,6 +76,77 @@ def _stream_name(schema: str, table: str) -> str:
     return f"__sqlml_stream_{schema}_{table}"
 
 
+class _Database:
+    """sqlml's functions in one database file, which every connection to it shares.
+
+    DuckDB keeps a Python function in the database instance (each connection to the file
+    sees it, and a second ``create_function`` of the name fails), and the function stops
+    working when the connection that created it closes. So the file's first engine opens
+    a keeper connection that creates each function once and stays open while an engine
+    uses the file; the engines' connections are its cursors. A call goes to an engine
+    running a statement (the file's engines share one catalog, as a server's sessions
+    do), and a function's error is kept for the engine that reports it. Settings are the
+    instance's too: host access is restricted once, alike for every engine.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.keeper = duckdb.connect(path)
+        self.engines: list[DuckDBEngine] = []
+        self.functions: set[str] = set()
+        self.lock = threading.Lock()
+        self.access: HostAccess | None = None
+        self.scratch: str | None = None
+        self._failures: deque[tuple[str, SqlmlError]] = deque(maxlen=64)
+
+    def engine(self) -> DuckDBEngine:
+        """The engine a function call serves: one running a statement, else the newest."""
+        with self.lock:
+            ready = [engine for engine in self.engines if engine._loader is not None]
+            busy = [engine for engine in ready if engine._busy]
+            return (busy or ready or self.engines)[-1]
+
+    def failed(self, exc: SqlmlError) -> None:
+        with self.lock:
+            self._failures.append((f"{type(exc).__name__}: {exc}", exc))
+
+    def failure(self, message: str) -> SqlmlError | None:
+        """The function error DuckDB's ``message`` reports, if it was one of sqlml's."""
+        with self.lock:
+            return next((exc for text, exc in reversed(self._failures) if text in message), None)
+
+    def restrict(self, access: HostAccess) -> None:
+        with self.lock:
+            if self.access is None:
+                self.scratch = tempfile.mkdtemp(prefix="sqlml-duckdb-")
+                _restrict(self.keeper, access, self.scratch)
+                self.access = access
+            elif self.access != access:
+                raise QueryError(
+                    "duckdb",
+                    f"{self.path} is already open with other host access; every session "
+                    "of one database file has the same data directories",
+                )
+
+
+_DATABASES: dict[str, _Database] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def _restrict(con: duckdb.DuckDBPyConnection, access: HostAccess, scratch: str) -> None:
+    # DuckDB's own switches: no file, database, extension or network access but the
+    # allowed directories (and a private directory for spilling), locked for good.
+    allowed = [scratch, *map(str, access.readable), *map(str, access.writable)]
+    listed = ", ".join(_literal(os.path.join(path, "")) for path in allowed)
+    try:
+        con.execute(f"SET temp_directory = {_literal(scratch)}")
+        con.execute(f"SET allowed_directories = [{listed}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        raise QueryError("duckdb", f"cannot restrict host access: {exc}") from exc
+
+
 def duckdb_type(type_: pa.DataType) -> str:
     """DuckDB's name for an Arrow type a prediction can have."""
     try:
@@ -81,7 +155,9 @@ def duckdb_type(type_: pa.DataType) -> str:
         raise QueryError("duckdb", f"predictions of type {type_} are not supported") from None
 
 
-class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHostAccess):
+class DuckDBEngine(
+    Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHostAccess, Interruptible
+):
     """DuckDB through its Python API; one connection per engine object.
 
     A DuckDB connection serves one call at a time; open one engine per client session.
@@ -97,36 +173,52 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
         connection: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         self.database = database
+        self._database: _Database | None = None
+        """The database file's shared functions; None in memory or on a given connection."""
+        self._busy = False
         try:
-            self.con = connection or duckdb.connect(database or ":memory:")
+            if connection is not None:
+                self.con = connection
+            elif database is None or database.startswith(":memory:"):
+                self.con = duckdb.connect(database or ":memory:")
+            else:
+                self._database = _join(self, database)
+                self.con = self._database.keeper.cursor()
         except duckdb.Error as exc:
+            self._leave()
             raise QueryError(self.name, f"cannot open database {database}: {exc}") from exc
         self._loader: ModelLoader | None = None
-        self._functions: set[str] = set()
+        self._functions: set[str] = self._database.functions if self._database else set()
         # The error a UDF raised in the running statement. DuckDB may run UDFs on its own
         # worker threads, so this is shared (one statement at a time per connection).
         self._failure: SqlmlError | None = None
         self._failure_lock = threading.Lock()
+        self._cancelled: str | None = None
+        """Why statements are stopped (:meth:`interrupt`), until :meth:`resume`."""
         self._stream_catalogs: set[str] = set()
         self._writes: HostAccess | None = None
         """Set when some readable directories are not writable: writes are checked."""
         self._scratch: str | None = None
 
     def restrict_host_access(self, access: HostAccess) -> None:
-        # DuckDB's own switches: no file, database, extension or network access but the
-        # allowed directories (and a private directory for spilling), locked for good.
-        self._scratch = tempfile.mkdtemp(prefix="sqlml-duckdb-")
-        allowed = [self._scratch, *map(str, access.readable), *map(str, access.writable)]
-        listed = ", ".join(_literal(os.path.join(path, "")) for path in allowed)
-        try:
-            self.con.execute(f"SET temp_directory = {_literal(self._scratch)}")
-            self.con.execute(f"SET allowed_directories = [{listed}]")
-            self.con.execute("SET enable_external_access = false")
-            self.con.execute("SET lock_configuration = true")
-        except duckdb.Error as exc:
-            raise QueryError(self.name, f"cannot restrict host access: {exc}") from exc
+        if self._database is not None:
+            self._database.restrict(access)
+        else:
+            self._scratch = tempfile.mkdtemp(prefix="sqlml-duckdb-")
+            _restrict(self.con, access, self._scratch)
         if set(access.readable) - set(access.writable):
             self._writes = access
+
+    def interrupt(self, reason: str) -> None:
+        # DuckDB stops the running query (or the stream being read) at its next chunk;
+        # the statement's error is then this one, as a UDF's own error is.
+        with self._failure_lock:
+            self._cancelled = reason
+        self.con.interrupt()
+
+    def resume(self) -> None:
+        with self._failure_lock:
+            self._cancelled = None
 
     def _check_writes(self, sql: str) -> None:
         """Refuse statements that would write outside the writable directories.
@@ -167,6 +259,8 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
             return pa.table({}) if relation is None else relation.to_arrow_table()
         except duckdb.Error as exc:
             raise self._error(exc, sql) from exc
+        finally:
+            self._busy = False
 
     def execute_reader(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
         # DuckDB computes the result chunk by chunk as the reader is read; the connection
@@ -177,6 +271,7 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
                 return pa.table({}).to_reader()
             reader = relation.to_arrow_reader(BATCH_SIZE)
         except duckdb.Error as exc:
+            self._busy = False
             raise self._error(exc, sql) from exc
         return pa.RecordBatchReader.from_batches(reader.schema, self._batches(reader, sql))
 
@@ -184,8 +279,12 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
         """Start a statement (None: it has no result)."""
         with self._failure_lock:
             self._failure = None
+            cancelled = self._cancelled
+        if cancelled is not None:
+            raise StatementCancelled(self.name, cancelled)
         if self._writes is not None:
             self._check_writes(sql)
+        self._busy = True
         return self.con.sql(sql, params=params) if params else self.con.sql(sql)
 
     def _batches(self, reader: pa.RecordBatchReader, sql: str) -> Iterator[pa.RecordBatch]:
@@ -196,11 +295,16 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
             raise self._error(exc, sql) from exc
         finally:
             reader.close()
+            self._busy = False
 
     def _error(self, exc: Exception, sql: str) -> SqlmlError:
         """The sqlml error for a failed statement: a UDF's own error, else a QueryError."""
         with self._failure_lock:
-            cause = self._failure
+            cause, cancelled = self._failure, self._cancelled
+        if cancelled is not None:
+            return StatementCancelled(self.name, cancelled)
+        if cause is None and self._database is not None:
+            cause = self._database.failure(str(exc))
         return cause if cause is not None else _query_error(str(exc), sql)
 
     def register(self, name: str, data: object) -> None:
@@ -284,17 +388,33 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
         return name
 
     def _create(self, name: str, return_type: str, *, proba: bool) -> None:
-        def udf(ref: pa.ChunkedArray, row: pa.ChunkedArray) -> pa.Array:
-            try:
-                return self._predict(ref, row, proba)
-            except SqlmlError as exc:
-                with self._failure_lock:
-                    self._failure = exc
-                raise
-
+        database = self._database
+        if database is not None:
+            with database.lock:
+                if name not in database.functions:
+                    self._define(database.keeper, name, return_type, proba)
+            return
         if name in self._functions:
             self.con.remove_function(name)
-        self.con.create_function(
+        self._define(self.con, name, return_type, proba)
+
+    def _define(
+        self, con: duckdb.DuckDBPyConnection, name: str, return_type: str, proba: bool
+    ) -> None:
+        database = self._database
+
+        def udf(ref: pa.ChunkedArray, row: pa.ChunkedArray) -> pa.Array:
+            engine = self if database is None else database.engine()
+            try:
+                return engine._predict(ref, row, proba)
+            except SqlmlError as exc:
+                with engine._failure_lock:
+                    engine._failure = exc
+                if database is not None:
+                    database.failed(exc)
+                raise
+
+        con.create_function(
             name,
             udf,
             parameters=None,
@@ -337,8 +457,38 @@ class DuckDBEngine(Engine, HasNativePredict, ServesQualifiedStreams, RestrictsHo
 
     def close(self) -> None:
         self.con.close()
+        self._leave()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _leave(self) -> None:
+        """No longer use the database file; its last engine closes the keeper."""
+        database, self._database = self._database, None
+        if database is None:
+            return
+        with _DATABASES_LOCK:
+            with database.lock:
+                if self in database.engines:
+                    database.engines.remove(self)
+                last = not database.engines
+            if last and _DATABASES.get(database.path) is database:
+                del _DATABASES[database.path]
+        if last:
+            database.keeper.close()
+            if database.scratch is not None:
+                shutil.rmtree(database.scratch, ignore_errors=True)
+
+
+def _join(engine: DuckDBEngine, path: str) -> _Database:
+    """The shared functions of the database file ``path``, with ``engine`` among its users."""
+    key = os.path.realpath(os.path.expanduser(path))
+    with _DATABASES_LOCK:
+        database = _DATABASES.get(key)
+        if database is None:
+            database = _DATABASES[key] = _Database(key)
+        with database.lock:
+            database.engines.append(engine)
+    return database
 
 
 def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> DuckDBEngine:

@@ -138,6 +138,7 @@ def serve(
     token_ttl: float | None = None,
     max_sessions: int | None = None,
     max_sessions_per_user: int | None = None,
+    statement_timeout: float | None = None,
     catalog_pool: int | None = None,
     data_dirs: Sequence[str] = (),
     writable_dirs: Sequence[str] = (),
@@ -150,7 +151,8 @@ def serve(
     :class:`~sqlml.server.state.ServerOptions`'s defaults). Clients' SQL reaches no file
     of the host but those under ``data_dirs`` (reading) and ``writable_dirs``.
     ``max_sessions``, ``max_sessions_per_user`` and ``catalog_pool`` bound what clients
-    can hold (``None`` for the defaults).
+    can hold, and ``statement_timeout`` the seconds a statement may run (0 for no limit)
+    (``None`` for the defaults).
     """
     from sqlml.server.auth import TOKEN_TTL
     from sqlml.server.metrics import Metrics
@@ -161,6 +163,7 @@ def serve(
         MAX_SESSIONS_PER_USER,
         PREPARED_TTL,
         SESSION_TTL,
+        STATEMENT_TIMEOUT,
         TICKET_TTL,
         ServerOptions,
     )
@@ -188,6 +191,12 @@ def serve(
     ):
         if seconds is not None and not seconds > 0:
             raise ConfigError(flag, f"expected a positive number of seconds, got {seconds}")
+    if statement_timeout is not None and not statement_timeout >= 0:
+        raise ConfigError(
+            "--statement-timeout", f"expected seconds (0 for no limit), got {statement_timeout}"
+        )
+    if statement_timeout is None:
+        statement_timeout = STATEMENT_TIMEOUT
     for flag, count in (
         ("--max-sessions", max_sessions),
         ("--max-sessions-per-user", max_sessions_per_user),
@@ -208,6 +217,7 @@ def serve(
         max_sessions_per_user=(
             MAX_SESSIONS_PER_USER if max_sessions_per_user is None else max_sessions_per_user
         ),
+        statement_timeout=statement_timeout or None,
         catalog_pool=CATALOG_POOL if catalog_pool is None else catalog_pool,
         host_access=host_access(settings, data_dirs, writable_dirs),
     )

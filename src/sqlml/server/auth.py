@@ -10,6 +10,14 @@ Failed logins are throttled per user: after :data:`FREE_FAILURES` failures in a 
 further failure refuses that user's logins for twice as long as the last (from one
 second), up to :data:`LOCKOUT` seconds, right password or not; a successful login clears
 the count. Every failure is logged with the user's name, never the password.
+
+A Flight server's middleware is not told the caller's address (pyarrow's
+``ServerMiddlewareFactory.start_call`` gets the method and headers alone), so logins are
+not throttled per address. What one address trying many user names does is met server
+wide instead: while more than :data:`STORM_FAILURES` logins failed in the last
+:data:`STORM_WINDOW` seconds, no user gets free failures (the first one refuses that
+user's logins for a second, and so on). Throttling per address belongs to a proxy in
+front of the server.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +45,10 @@ TOKEN_TTL = 12 * 3600.0
 FREE_FAILURES = 3
 #: The longest a user's logins are refused after failures, in seconds.
 LOCKOUT = 900.0
+#: Failed logins of all users within :data:`STORM_WINDOW` seconds past which no user gets
+#: free failures.
+STORM_FAILURES = 20
+STORM_WINDOW = 60.0
 
 
 @dataclass
@@ -88,6 +101,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
         self.token_ttl = token_ttl
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires)
         self._failures: dict[str, _Failures] = {}
+        self._recent: deque[float] = deque()  # when the last logins failed, all users
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -143,13 +157,22 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
 
     def _failed(self, user: str, now: float) -> None:
         with self._lock:
+            while self._recent and self._recent[0] <= now - STORM_WINDOW:
+                self._recent.popleft()
+            self._recent.append(now)
+            storm = len(self._recent) > STORM_FAILURES
             failures = self._failures.setdefault(user, _Failures())
             failures.count += 1
-            extra = failures.count - FREE_FAILURES
+            extra = failures.count - (0 if storm else FREE_FAILURES)
             if extra > 0:
                 failures.blocked_until = now + min(2.0 ** (extra - 1), LOCKOUT)
             count = failures.count
-        log.warning("failed login for user %s (%d in a row)", user, count)
+        log.warning(
+            "failed login for user %s (%d in a row%s)",
+            user,
+            count,
+            f"; {len(self._recent)} failed logins in {STORM_WINDOW:g} s" if storm else "",
+        )
 
     def sweep(self, now: float | None = None) -> None:
         """Drop expired tokens, and failure counts of users no longer refused.

@@ -2,9 +2,16 @@
 
 Each reaches the client as one line naming the sqlml error, with a gRPC status that says
 what kind of error it is: NOT_FOUND (unknown model, table, ticket or prepared statement),
-INVALID_ARGUMENT (bad SQL, options, types), UNAUTHENTICATED, UNAVAILABLE (the catalog is
-unreachable), UNIMPLEMENTED. Anything unexpected is logged here and sent as INTERNAL
-without details.
+INVALID_ARGUMENT (bad SQL, options, types, training data or evaluate() rows, a model that
+already exists), TIMED_OUT (a statement stopped by the statement timeout),
+UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE (the catalog is unreachable, or not
+usable until an admin acts, e.g. ``sqlml migrate``), UNIMPLEMENTED. Every
+:class:`~sqlml.errors.SqlmlError` is sent with its message; only an exception that is not
+one (a bug) is logged here and sent as INTERNAL without details.
+
+A model that already exists is INVALID_ARGUMENT, not ALREADY_EXISTS: pyarrow's Flight
+server cannot send that status (no Python exception maps to it, and
+``arrow::flight::FlightStatusCode`` has none).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from contextlib import contextmanager
 import pyarrow.flight as flight
 
 from sqlml.errors import (
+    CatalogError,
     CatalogUnavailable,
     HostAccessDenied,
     ModelNotFound,
@@ -23,6 +31,7 @@ from sqlml.errors import (
     SourceTableNotFound,
     SourceUnavailable,
     SqlmlError,
+    StatementCancelled,
     TableNotFound,
 )
 from sqlml.server import protocol as pb
@@ -80,12 +89,14 @@ def resource_exhausted(message: str) -> Exception:
 STATUSES: dict[type[BaseException], tuple[Callable[[str], Exception], bool]] = {
     NotImplementedError: (Unimplemented, False),
     CatalogUnavailable: (flight.FlightUnavailableError, True),
+    CatalogError: (flight.FlightUnavailableError, True),
     SourceUnavailable: (flight.FlightUnavailableError, True),
     ModelNotFound: (NotFound, True),
     SourceTableNotFound: (NotFound, True),
     TableNotFound: (NotFound, True),
     HostAccessDenied: (flight.FlightUnauthorizedError, True),
     PermissionDenied: (flight.FlightUnauthorizedError, True),
+    StatementCancelled: (flight.FlightTimedOutError, True),
     SqlmlError: (InvalidArgument, True),
     pb.ProtocolError: (InvalidArgument, True),
 }

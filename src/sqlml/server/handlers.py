@@ -121,14 +121,19 @@ def start(
     try:
         key, client = state.client(context)
         with client.use() as session:
-            if params and len(params) > 1:
-                tables = [session.sql(query, row) for row in params]
-                reader = pa.concat_tables(tables).to_reader()
-            else:
-                reader = session.sql_reader(query, params[0] if params else None)
+            state.begin_statement(client)
+            try:
+                if params and len(params) > 1:
+                    tables = [session.sql(query, row) for row in params]
+                    reader = pa.concat_tables(tables).to_reader()
+                else:
+                    reader = session.sql_reader(query, params[0] if params else None)
+            except BaseException:
+                state.end_statement(client)
+                raise
             if state.metrics is not None:
                 observation.models = _model_names(session)
-            stream = Stream(reader, observation.done)
+            stream = Stream(reader, observation.done, lambda: state.end_statement(client))
             client.busy = stream
     except BaseException:
         observation.done("error", 0)
@@ -150,9 +155,13 @@ def update(
         _, client = state.client(context)
         with client.use() as session:
             rows: list[list[Any] | None] = list(params) if params else [None]
-            for row in rows:
-                counted = _count(session.sql(query, row))
-                count = -1 if counted < 0 else max(count, 0) + counted
+            state.begin_statement(client)
+            try:
+                for row in rows:
+                    counted = _count(session.sql(query, row))
+                    count = -1 if counted < 0 else max(count, 0) + counted
+            finally:
+                state.end_statement(client)
             if state.metrics is not None:
                 observation.models = _model_names(session)
         status = "ok"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -48,6 +49,8 @@ MAX_SESSIONS = 64
 MAX_SESSIONS_PER_USER = 8
 #: How many PostgreSQL connections the sessions' shared catalog holds at most.
 CATALOG_POOL = 4
+#: How long one statement may run, from its start until its last row is sent.
+STATEMENT_TIMEOUT = 1800.0
 
 
 class Stream:
@@ -59,7 +62,10 @@ class Stream:
     """
 
     def __init__(
-        self, reader: pa.RecordBatchReader, finish: Callable[[str, int], None] | None = None
+        self,
+        reader: pa.RecordBatchReader,
+        finish: Callable[[str, int], None] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.schema: pa.Schema = reader.schema
         self.rows = 0
@@ -67,6 +73,7 @@ class Stream:
         self._rest: deque[pa.RecordBatch] = deque()
         self._error: Exception | None = None
         self._finish = finish
+        self._release = release
 
     @property
     def open(self) -> bool:
@@ -102,13 +109,20 @@ class Stream:
             self._error = exc
         finally:
             reader.close()
+            self._released()
 
     def close(self) -> None:
         """Drop what is left; free the session."""
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
+            self._released()
         self._rest.clear()
+
+    def _released(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def finish(self, status: str) -> None:
         """Record the call (log line, metrics) once, with the rows sent."""
@@ -139,6 +153,11 @@ class Client:
     options: dict[str, Any] = field(default_factory=dict)
     busy: Stream | None = None
     """The result stream reading from the session now, if any."""
+    deadline: float | None = None
+    """When the statement running on the session is stopped (None: none runs; infinity:
+    no statement timeout); read and written with the server state's lock held."""
+    interrupted: bool = False
+    """Whether the running statement was stopped (the session resumes when it ends)."""
 
     @contextmanager
     def use(self) -> Iterator[Session]:
@@ -180,6 +199,8 @@ class ServerOptions:
         max_sessions: client sessions open at once, in all.
         max_sessions_per_user: client sessions open at once for one user (or one peer
             without authentication).
+        statement_timeout: seconds a statement may run, from its start until its last
+            row is sent, before it is stopped; ``None`` for no limit.
         catalog_pool: connections the sessions' one shared PostgreSQL catalog holds at
             most (a SQLite catalog is a file each session opens).
         host_access: what clients' SQL may reach of the host (by default nothing: no
@@ -196,6 +217,7 @@ class ServerOptions:
     token_ttl: float = TOKEN_TTL
     max_sessions: int = MAX_SESSIONS
     max_sessions_per_user: int = MAX_SESSIONS_PER_USER
+    statement_timeout: float | None = STATEMENT_TIMEOUT
     catalog_pool: int = CATALOG_POOL
     host_access: HostAccess = field(default_factory=HostAccess)
 
@@ -208,7 +230,7 @@ def _rights(user: User, session: Session) -> Callable[[frontend.Statement], None
         if isinstance(statement, frontend.CreateModelStatement) and statement.replace:
             with contextlib.suppress(ModelNotFound):
                 model = session.catalog.get_model(statement.name)
-        user.authorize(statement, model)
+        user.authorize(statement, model, session.engine.SQLGLOT_DIALECT)
 
     return authorize
 
@@ -387,6 +409,38 @@ class ServerState:
         if catalog is not None:
             catalog.close()
 
+    # --- statements -------------------------------------------------------------------------
+
+    def begin_statement(self, client: Client) -> None:
+        """Start the clock of a statement about to run on ``client``'s session (with its
+        lock held): :meth:`sweep` stops it past the statement timeout."""
+        timeout = self.options.statement_timeout
+        with self._lock:
+            client.deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+
+    def end_statement(self, client: Client) -> None:
+        """The statement running on ``client``'s session is over (its result sent, read
+        into memory or dropped): its clock stops, and a stopped session runs again."""
+        with self._lock:
+            client.deadline = None
+            if client.interrupted:
+                client.interrupted = False
+                client.session.resume()
+
+    def _stop_overdue(self, now: float) -> None:
+        """Interrupt the statements running past their deadline."""
+        seconds = self.options.statement_timeout
+        with self._lock:
+            for key, client in self._clients.items():
+                if client.deadline is None or client.deadline > now or client.interrupted:
+                    continue
+                client.interrupted = True
+                log.warning("stopping the statement of %s after %g s", key[:12], seconds)
+                client.session.interrupt(
+                    f"it ran longer than this server's statement timeout ({seconds:g} s, "
+                    "sqlml serve --statement-timeout)"
+                )
+
     # --- results ----------------------------------------------------------------------------
 
     def add_result(self, key: str, stream: Stream, owner: Client | None) -> bytes:
@@ -418,24 +472,39 @@ class ServerState:
             now: the :func:`time.monotonic` time to expire things at; ``None`` for now.
         """
         now = time.monotonic() if now is None else now
+        self._stop_overdue(now)
         with self._lock:
             expired = [h for h, r in self._results.items() if r.expires < now]
             stale = [self._results.pop(h) for h in expired]
             idle = [
-                k for k, c in self._clients.items() if now - c.last_used > self.options.session_ttl
+                k
+                for k, c in self._clients.items()
+                if c.deadline is None and now - c.last_used > self.options.session_ttl
             ]
             clients = list(self._clients.values())
+        # A lock held means a statement runs there: leave it for a later sweep (the
+        # sweep must never wait for a statement, or overdue ones would not be stopped).
         for result in stale:
             lock = result.owner.lock if result.owner is not None else threading.RLock()
-            with lock:
+            if not lock.acquire(blocking=False):
+                with self._lock:
+                    self._results[secrets.token_bytes(16)] = result
+                continue
+            try:
                 result.stream.close()
                 if result.owner is not None and result.owner.busy is result.stream:
                     result.owner.busy = None
+            finally:
+                lock.release()
             result.stream.finish("expired")
         for client in clients:
-            with client.lock:
+            if not client.lock.acquire(blocking=False):
+                continue
+            try:
                 for handle, prepared in list(client.prepared.items()):
                     if now - prepared.last_used > self.options.prepared_ttl:
                         del client.prepared[handle]
+            finally:
+                client.lock.release()
         for key in idle:
             self.close_client(key)

@@ -9,9 +9,12 @@ flags and from ``SQLML_AUTH``. A users file holds Argon2id hashes, never passwor
 
 Roles, each with the rights of the ones before it:
 
-- ``reader``: query, ``predict``, ``evaluate``, ``SHOW MODELS``, ``DESCRIBE MODEL``;
-- ``trainer``: also ``CREATE MODEL`` of a new model, which the trainer then owns, and
-  ``CREATE OR REPLACE MODEL`` of the models they own;
+- ``reader``: query, ``predict``, ``evaluate``, ``SHOW MODELS``, ``DESCRIBE MODEL``, and
+  plain SQL that only reads or changes their own session (``CREATE TEMP TABLE``; see
+  :mod:`sqlml.sql.effects`);
+- ``trainer``: also ``CREATE MODEL`` of a new model, which the trainer then owns,
+  ``CREATE OR REPLACE MODEL`` of the models they own, and plain SQL that writes
+  (``CREATE TABLE``, ``INSERT``...);
 - ``admin``: also ``CREATE OR REPLACE MODEL`` of anyone's model, ``DROP MODEL`` and
   ``DEPLOY MODEL``.
 
@@ -34,10 +37,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from sqlml.catalog.entities import Model
 from sqlml.errors import ConfigError, PermissionDenied
+from sqlml.sql.effects import writes
 from sqlml.sql.statements import (
     CreateModelStatement,
     DeployModelStatement,
     DropModelStatement,
+    QueryStatement,
     Statement,
 )
 
@@ -71,9 +76,9 @@ class User:
             except (VerificationError, InvalidHashError):
                 return False
 
-    def authorize(self, statement: Statement, model: Model | None) -> None:
+    def authorize(self, statement: Statement, model: Model | None, dialect: str = "duckdb") -> None:
         """Refuse a statement this user's role may not run; ``model`` is the catalog's
-        model the statement names, None if there is none.
+        model the statement names, None if there is none; ``dialect`` the engine's.
 
         Raises:
             PermissionDenied: naming the user, the action and the model.
@@ -89,6 +94,11 @@ class User:
                 needed, action = "admin", "drop model"
             case DeployModelStatement(name=name):
                 needed, action = "admin", "deploy model"
+            case QueryStatement() if rank < ROLES.index("trainer"):
+                effect = writes(statement.sql, dialect, statement.tree)
+                if effect is None:
+                    return
+                needed, action, name = "trainer", "write to the database with", effect
             case _:
                 return
         if rank < ROLES.index(needed):

@@ -18,8 +18,8 @@ from sqlml._closing import Closing
 from sqlml.catalog import Catalog, CompiledKind, ModelRef, open_catalog
 from sqlml.config import check_predict_path, load_settings
 from sqlml.engines import Engine, get_engine
-from sqlml.engines.base import HasNativePredict
-from sqlml.errors import SqlmlError
+from sqlml.engines.base import HasNativePredict, Interruptible
+from sqlml.errors import SqlmlError, StatementCancelled
 from sqlml.models import ModelCache
 from sqlml.session.planner import PredictPlan, PredictPlanner, Relation, StatementState, explain
 from sqlml.session.sources import PostgresSources
@@ -115,6 +115,7 @@ class Session(Closing):
         self.engine = engine
         self.catalog = catalog
         self.progress = progress
+        self._cancelled: str | None = None
         self.models = ModelCache(catalog)
         self.planner = PredictPlanner(engine, self.models)
         self._owns_catalog = owns_catalog
@@ -188,6 +189,8 @@ class Session(Closing):
             self._run(script, i, None)
         last = self._parse(script, len(script.texts) - 1)
         if isinstance(last, frontend.QueryStatement) and not last.explain:
+            if self.authorize is not None:
+                self.authorize(last)
             state = self._begin_statement()
             return self.planner.execute(
                 last,
@@ -308,6 +311,28 @@ class Session(Closing):
             self.catalog.save_compiled(version.model, version.version, dialect, kind, text)
         return text
 
+    def interrupt(self, reason: str) -> None:
+        """Stop the statement this session runs now, from another thread: it fails with
+        :class:`~sqlml.errors.StatementCancelled` saying ``reason``, at the engine's next
+        batch or a model's next boosting round; so does every statement until
+        :meth:`resume`."""
+        self._cancelled = reason
+        if isinstance(self.engine, Interruptible):
+            self.engine.interrupt(reason)
+
+    def resume(self) -> None:
+        """Let statements run again after :meth:`interrupt`."""
+        self._cancelled = None
+        if isinstance(self.engine, Interruptible):
+            self.engine.resume()
+
+    def _report(self, stage: str, done: int, total: int) -> None:
+        """Training's progress: passed on, and where an interrupted training stops."""
+        if self._cancelled is not None:
+            raise StatementCancelled(self.engine.name, self._cancelled)
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
     def close(self) -> None:
         """Close the engine (and the catalog, when the session opened it)."""
         self._sources.close()
@@ -337,7 +362,7 @@ class Session(Closing):
         match statement:
             case frontend.CreateModelStatement():
                 return create_model(
-                    self.catalog, statement, self._query_of(state), self.progress, self.user
+                    self.catalog, statement, self._query_of(state), self._report, self.user
                 )
             case frontend.ShowModelsStatement():
                 return models_table(self.catalog)
