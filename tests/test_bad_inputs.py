@@ -438,3 +438,45 @@ def test_flight_sql_clients_get_the_error_and_its_status(tmp_path: Path, engine:
         log = stop_server(server)
     assert "internal error" not in log
     assert "[LightGBM]" not in log
+
+
+# ------------------------------------------------------------------ the engines agree
+
+#: What a date feature and a timestamp feature accept, on every engine.
+TEMPORAL_INPUTS = [
+    ("d", "DATE '2024-01-05'", True),
+    ("d", "TIMESTAMP '2024-01-05 10:00:00'", False),  # the time of day would be dropped
+    ("d", "'2024-01-05'", False),
+    ("ts", "TIMESTAMP '2024-01-05 10:00:00'", True),
+    ("ts", "DATE '2024-01-05'", True),  # that day's midnight
+    ("ts", "'2024-01-05 10:00:00'", False),
+]
+
+
+@pytest.mark.parametrize(("feature", "value", "accepted"), TEMPORAL_INPUTS)
+def test_both_engines_accept_the_same_temporal_inputs(
+    tmp_path: Path, feature: str, value: str, accepted: bool
+) -> None:
+    catalog = f"sqlite:///{tmp_path / 'c.db'}"
+    with sqlml.connect("duckdb", catalog) as trainer:
+        trainer.sql(
+            "CREATE MODEL days OPTIONS (target = 'y') AS SELECT DATE '2024-01-01' + "
+            "CAST(i AS INTEGER) AS d, TIMESTAMP '2024-01-01' + to_hours(CAST(i AS INTEGER)) "
+            "AS ts, i::DOUBLE AS y FROM range(100) r(i)"
+        )
+    other = "ts" if feature == "d" else "d"
+    fixed = {"d": "DATE '2024-01-02'", "ts": "TIMESTAMP '2024-01-02 00:00:00'"}[other]
+    sql = (
+        f"SELECT predict('days', {feature}, {other}) AS p "
+        f"FROM (SELECT {value} AS {feature}, {fixed} AS {other})"
+    )
+    answers = []
+    for engine in ENGINES:
+        with sqlml.connect(engine, catalog) as session:
+            if accepted:
+                answers.append(session.sql(sql).column("p").to_pylist())
+            else:
+                with pytest.raises(errors.FeatureTypeMismatch, match=f"feature '{feature}'"):
+                    session.sql(sql)
+    if accepted:
+        assert answers[0] == pytest.approx(answers[1])

@@ -9,9 +9,11 @@ DataFusion's own implicit casts then carry compatible columns to those types (in
 and decimals to float64, ``Utf8View``/``LargeUtf8``/dictionaries to ``Utf8``, timestamps
 of any unit and dates to nanosecond timestamps); a column it cannot cast (text for a
 number, a timestamp for a date) is reported as :class:`~sqlml.errors.FeatureTypeMismatch`
-naming the feature. DataFusion casts anything to text, so each text feature's actual
-column type is passed along too (``arrow_typeof(column)``, see :meth:`type_probes`) and a
-number given for a text feature is refused as it is on DuckDB.
+naming the feature. DataFusion casts anything to text, and text to dates and timestamps,
+so each text, date and timestamp feature's actual column type is passed along too
+(``arrow_typeof(column)``, see :meth:`type_probes`) and checked against the one rule both
+engines follow (:func:`sqlml.udfs.preprocess.compatible`): a number given for a text
+feature, or text for a timestamp, is refused as it is on DuckDB.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ _KINDS_OF_TYPE: dict[str, tuple[str, ...]] = {
     "Timestamp": (preprocess.TIMESTAMP,),
     "Null": preprocess.KINDS,
 }
+
+#: The feature kinds whose columns' real types the bound functions check themselves.
+_PROBED_KINDS = (preprocess.CATEGORY, preprocess.DATE, preprocess.TIMESTAMP)
 
 #: Arrow's names for DataFusion's names of common types, for error messages.
 _ARROW_NAMES = {
@@ -320,7 +325,7 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess, Inte
             try:
                 self._check_cancelled()
                 for feature, types in zip(probed, columns[len(names) :], strict=True):
-                    _check_text(version.ref, feature, types)
+                    _check_kind(version.ref, feature, types)
                 batch = pa.RecordBatch.from_arrays(list(columns[: len(names)]), names=names)
                 return model.predict_proba(batch) if proba else model.predict(batch)
             except SqlmlError as exc:
@@ -340,12 +345,10 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess, Inte
         return name
 
     def type_probes(self, model: LoadedModel) -> tuple[str, ...]:
-        # DataFusion casts any column to Utf8 for a text argument: the function checks
-        # each text feature's real type itself.
+        # DataFusion casts any column to Utf8 for a text argument, and Utf8 to dates and
+        # timestamps: the function checks those features' real types itself.
         return tuple(
-            f.name
-            for f in model.features
-            if preprocess.kind_of(f.arrow_type) == preprocess.CATEGORY
+            f.name for f in model.features if preprocess.kind_of(f.arrow_type) in _PROBED_KINDS
         )
 
     def _type_mismatch(self, message: str) -> FeatureTypeMismatch | None:
@@ -376,12 +379,13 @@ class DataFusionEngine(Engine, ServesQualifiedStreams, RestrictsHostAccess, Inte
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def _check_text(ref: str, feature: Feature, types: pa.Array) -> None:
-    """Refuse a non-text column given for a text feature (``types`` is its arrow_typeof)."""
+def _check_kind(ref: str, feature: Feature, types: pa.Array) -> None:
+    """Refuse a column of a type the feature does not take (``types`` is its arrow_typeof)."""
     if len(types) == 0:
         return
     type_name = str(types[0])
-    if preprocess.CATEGORY not in _KINDS_OF_TYPE.get(type_name.split("(", 1)[0], ()):
+    kind = preprocess.kind_of(feature.arrow_type)
+    if kind not in _KINDS_OF_TYPE.get(type_name.split("(", 1)[0], ()):
         shown = _ARROW_NAMES.get(type_name, type_name)
         raise FeatureTypeMismatch(ref, feature.name, feature.type, shown)
 

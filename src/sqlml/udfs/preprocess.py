@@ -71,13 +71,19 @@ def kind_of(type_: pa.DataType) -> str | None:
 def compatible(kind: str, type_: pa.DataType) -> bool:
     """Whether a column of ``type_`` can feed a feature of ``kind``.
 
-    Numbers go with numbers, strings with strings, booleans with booleans and dates with
-    timestamps; a NULL-typed column (``pa.null()``) goes with anything as all NULLs.
+    Numbers go with numbers, strings with strings, booleans with booleans; a date goes
+    with a date or a timestamp feature (as that day's midnight), a timestamp only with a
+    timestamp feature (for a date feature its time of day would be dropped unseen: cast
+    it). A NULL-typed column (``pa.null()``) goes with anything as all NULLs. Both engines
+    follow this rule (DataFusion through its bound functions' argument types).
+
+    >>> compatible(DATE, pa.timestamp("us")), compatible(TIMESTAMP, pa.date32())
+    (False, True)
     """
     if pa.types.is_null(type_):
         return True
     actual = kind_of(type_)
-    if kind in (DATE, TIMESTAMP):
+    if kind == TIMESTAMP:
         return actual in (DATE, TIMESTAMP)
     return actual == kind
 
