@@ -7,7 +7,7 @@ features in signature order, each typed by the feature's kind, and the front end
 ``predict('churn', *)`` into ``__sqlml_predict_churn_3_<sha>("age", "plan", ...)``.
 DataFusion's own implicit casts then carry compatible columns to those types (integers
 and decimals to float64, ``Utf8View``/``LargeUtf8``/dictionaries to ``Utf8``, timestamps
-of any unit and dates to nanosecond timestamps); a column it cannot cast (text for a
+of any unit and zone and dates to nanosecond UTC timestamps); a column it cannot cast (text for a
 number, a timestamp for a date) is reported as :class:`~sqlml.errors.FeatureTypeMismatch`
 naming the feature. DataFusion casts anything to text, and text to dates and timestamps,
 so each text, date and timestamp feature's actual column type is passed along too
@@ -102,8 +102,9 @@ def argument_type(feature: Feature) -> pa.DataType:
 
     One type per kind, so that DataFusion's implicit casts accept every column type of
     that kind: float64 for numbers (the model is fed float64 anyway), ``Utf8`` for
-    categories, date32 for dates, nanosecond timestamps (with the feature's time zone)
-    for timestamps.
+    categories, date32 for dates, nanosecond UTC timestamps for timestamps (DataFusion
+    casts a timestamp of any unit and zone, and a naive one, to UTC; sqlml computes
+    calendar parts in UTC on both engines, see :mod:`sqlml.udfs.arrow_types`).
     """
     declared = feature.arrow_type
     kind = preprocess.kind_of(declared)
@@ -116,7 +117,7 @@ def argument_type(feature: Feature) -> pa.DataType:
     if kind == preprocess.DATE:
         return pa.date32()
     if kind == preprocess.TIMESTAMP:
-        return pa.timestamp("ns", tz=declared.tz)
+        return pa.timestamp("ns", tz="UTC")
     raise QueryError("datafusion", f"feature {feature.name!r} has unsupported type {declared}")
 
 

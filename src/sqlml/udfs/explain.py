@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 
 from sqlml.errors import EvaluationError, SqlmlError
 from sqlml.udfs import preprocess
+from sqlml.udfs.arrow_types import plain_table
 from sqlml.udfs.metrics import classification_metrics, regression_metrics
 from sqlml.udfs.predict import LoadedModel
 
@@ -31,6 +32,7 @@ def evaluate(model: LoadedModel, data: pa.Table) -> pa.Table:
             saw.
         FeatureMissing: a feature column is not in ``data``.
     """
+    data = plain_table(data)
     columns = data.column_names
     for name in columns:
         same = [c for c in columns if c.lower() == name.lower()]

@@ -14,7 +14,9 @@ did. Two encodings:
 Column kinds: integers, floats and decimals are numbers; booleans are 0/1; strings and
 dictionary-encoded strings are categories; dates become (year, month, day, day of week, day
 of year, days since epoch); timestamps become (year, month, day, hour, day of week, seconds
-since epoch), with calendar parts in the column's own time zone.
+since epoch), with calendar parts in UTC (a zoned timestamp is its UTC instant).
+Every column is first turned into its plain type (:mod:`sqlml.udfs.arrow_types`): views,
+large types, dictionaries, decimals and zones are all accepted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 
 from sqlml.catalog.entities import Feature, arrow_type_from_string
 from sqlml.errors import UnsupportedColumnType
+from sqlml.udfs.arrow_types import plain, plain_table
 
 ENCODINGS = ("codes", "onehot")
 SPEC_VERSION = 1
@@ -262,6 +265,7 @@ class Preprocessor:
             block = out[:, position : position + column.width]
             start = 0
             for chunk in _chunks(columns[column.name]):
+                chunk = plain(chunk, column.name)
                 stop = start + len(chunk)
                 self._fill(column, chunk, block[start:stop])
                 start = stop
@@ -324,6 +328,7 @@ def fit(table: pa.Table, *, encoding: str) -> Preprocessor:
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    table = plain_table(table)
     columns: list[dict[str, Any]] = []
     for field in table.schema:
         kind = kind_of(field.type)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from sqlml.catalog.entities import VersionSpec
 from sqlml.errors import InvalidOption, TrainingError, UnsupportedColumnType
 from sqlml.udfs import artifact, metrics, preprocess
+from sqlml.udfs.arrow_types import plain_table
 from sqlml.udfs.learners import Progress, check_hyperparameters, train_lightgbm, train_sklearn
 from sqlml.udfs.lineage import data_fingerprint, library_versions
 from sqlml.udfs.options import check_algorithm, parse_options
@@ -83,6 +84,7 @@ def train(
         TrainingError: the data cannot be trained on (no rows, one class, no features...).
     """
     report = progress or (lambda stage, done, total: None)
+    table = plain_table(table)
     opts = parse_options(options)
     check_unique_names(name, table)
     target = resolve_column(table, opts.target, "target")
