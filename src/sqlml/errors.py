@@ -343,6 +343,23 @@ class NotAClassifier(SqlmlError, TypeError):
         )
 
 
+class UnknownClass(SqlmlError, LookupError):
+    """``predict_proba(...)['key']`` names a key the model's probabilities do not have."""
+
+    def __init__(self, model: str, key: str, keys: Sequence[str]) -> None:
+        self.model = model
+        self.key = key
+        self.keys = tuple(keys)
+        same = [k for k in self.keys if k.casefold() == key.casefold()]
+        hint = f"; did you mean {same[0]!r}?" if same else "."
+        shown = ", ".join(repr(k) for k in self.keys)
+        super().__init__(
+            f"model {model!r} has no class {key!r} among its probabilities' keys "
+            f"({shown}){hint} Keys are the class labels as text, booleans as 'true' and "
+            "'false'; DESCRIBE MODEL lists them"
+        )
+
+
 class QueryError(SqlmlError):
     """The engine rejected or failed a statement."""
 

@@ -221,7 +221,7 @@ def test_text_around_the_calls_is_kept_exactly(bind: FakeCatalog) -> None:
         "FROM customers  -- who churns?\n"
         "SELECT  list_transform([1], lambda x: x + age) AS l,\n"
         """        sqlml_predict('tiny@1', {'age': "age"}) AS p, """
-        """sqlml_predict_proba('tiny@1', {'age': t."age"})\n"""
+        """sqlml_predict_proba('tiny@1', {'age': t."age"}) AS "predict_proba(tiny@1)"\n"""
         "QUALIFY row_number() OVER (ORDER BY id) = 1"
     )
 
@@ -299,11 +299,12 @@ def test_table_functions_are_replaced_by_the_callers_relations(con: Any) -> None
 def test_rewrite_query_can_replace_table_functions_too(bind: FakeCatalog) -> None:
     sql = "SELECT f.feature, predict('tiny', *) FROM feature_importance('tiny') AS f, customers"
     assert rewrite_query(sql, bind) == (
-        """SELECT f.feature, sqlml_predict('tiny@1', {'age': "age"}) """
+        """SELECT f.feature, sqlml_predict('tiny@1', {'age': "age"}) AS "predict(tiny)" """
         "FROM feature_importance('tiny') AS f, customers"
     )
     assert rewrite_query(sql, bind, tables=lambda call: "main.fi") == (
-        """SELECT f.feature, sqlml_predict('tiny@1', {'age': "age"}) FROM main.fi AS f, customers"""
+        """SELECT f.feature, sqlml_predict('tiny@1', {'age': "age"}) AS "predict(tiny)" """
+        "FROM main.fi AS f, customers"
     )
 
 
@@ -313,7 +314,7 @@ def test_offsets_are_characters_not_bytes() -> None:
 
     sql = "SELECT 'héllo 😀' AS \"naïve\", predict('m', *) FROM t -- ü"
     assert rewrite_query(sql, bind) == (
-        "SELECT 'héllo 😀' AS \"naïve\", f('m', {'näme': \"näme\"}) FROM t -- ü"
+        "SELECT 'héllo 😀' AS \"naïve\", f('m', {'näme': \"näme\"}) AS \"predict(m)\" FROM t -- ü"
     )
 
 
@@ -329,7 +330,9 @@ def test_datafusion_calls_a_version_function_with_the_features_as_arguments() ->
     struct = struct_call("f", "churn@2", ("age", "plan"))
     assert rewrite_query(
         "SELECT predict('churn', age, plan) FROM t", lambda ref, kind: struct, dialect="datafusion"
-    ) == ("SELECT f('churn@2', named_struct('age', age, 'plan', plan)) FROM t")
+    ) == (
+        "SELECT f('churn@2', named_struct('age', age, 'plan', plan)) AS \"predict(churn)\" FROM t"
+    )
     assert (
         replace_table_functions(
             "SELECT * FROM feature_importance('m')", lambda call: "fi_1", dialect="datafusion"

@@ -38,12 +38,16 @@ class Binding:
         features: the model's feature names, in signature order: the values the call takes.
         write: builds the call's expression from the values.
         inlined: whether the call is the model compiled to SQL rather than a function call.
+        keys: for ``predict_proba``, the keys of the probability map (the class labels as
+            text), so that a literal ``['key']`` that is not one can be refused; empty when
+            not known.
     """
 
     ref: str
     features: tuple[str, ...]
     write: Write
     inlined: bool = False
+    keys: tuple[str, ...] = ()
 
 
 def struct_call(function: str, ref: str, features: Sequence[str]) -> Binding:

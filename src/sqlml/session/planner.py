@@ -8,6 +8,7 @@ more with the prediction function for every call: at most one fallback per query
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -212,7 +213,10 @@ class PredictPlanner:
         )
         if inline is not None:
             return binding.inline(version.ref, version.feature_names, inline)
-        return self.engine.bind_predict(version, model, kind)
+        bound = self.engine.bind_predict(version, model, kind)
+        if kind == "predict_proba":
+            bound = dataclasses.replace(bound, keys=model.class_keys)
+        return bound
 
     def inline(
         self, state: StatementState, version: ModelVersion, model: LoadedModel, kind: str

@@ -17,6 +17,7 @@ from sqlml.catalog import Catalog
 from sqlml.errors import ModelExists, ModelNotFound
 from sqlml.models import ModelCache
 from sqlml.sql import frontend
+from sqlml.udfs.predict import class_keys
 
 log = logging.getLogger("sqlml")
 
@@ -157,7 +158,11 @@ def describe_table(catalog: Catalog, ref: str) -> pa.Table:
         ("task", version.task),
         ("algorithm", version.algorithm),
         ("target", version.target),
-        ("classes", ", ".join(str(c) for c in version.classes)),
+        # As predict_proba's keys, quoted as a lookup is written: predict_proba(...)['true'].
+        (
+            "classes",
+            ", ".join("'" + k.replace("'", "''") + "'" for k in class_keys(version.classes)),
+        ),
         ("rows", str(version.row_count)),
         ("created_at", version.created_at.isoformat(timespec="seconds")),
     ]

@@ -36,6 +36,7 @@ from sqlml.errors import AliasInvalid, InvalidModelName
 from sqlml.sql.expressions import (
     END_META_KEY,
     MODEL_FUNCTIONS,
+    PROJECTION_SPAN_META_KEY,
     QUERY_SPAN_META_KEY,
     SCALAR_FUNCTIONS,
     CreateModel,
@@ -179,6 +180,22 @@ class SqlmlParser(DuckDBParser):
                 self._retreat(start)
                 break
         return super()._parse_statement()
+
+    def _parse_projections(self) -> tuple[list[exp.Expr], list[exp.Expr] | None]:
+        """SELECT's items, each with its span in the source text (so that an unaliased
+        item calling predict can be named as it was written)."""
+        items: list[exp.Expr] = []
+        while True:
+            first = self._curr
+            item = self._parse_expression()
+            if item is not None:
+                if first is not None and self._prev is not None:
+                    item.meta[PROJECTION_SPAN_META_KEY] = (first.start, self._prev.end)
+                items.append(item)
+            if not self._match(TokenType.COMMA):
+                return items, None
+            if item is not None:
+                self._add_comments(item)
 
     # ----- statements
 

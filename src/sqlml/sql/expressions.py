@@ -17,6 +17,9 @@ MODEL_FUNCTIONS = frozenset({"PREDICT", "PREDICT_PROBA", "EVALUATE", "FEATURE_IM
 END_META_KEY = "sqlml_end"
 """``meta`` key of the offset of the last character of a sqlml function call."""
 
+PROJECTION_SPAN_META_KEY = "sqlml_projection_span"
+"""``meta`` key of a SELECT item's (first, last) character offsets in the source text."""
+
 QUERY_SPAN_META_KEY = "sqlml_query_span"
 """``meta`` key of CREATE MODEL's (first, last) character offsets of its query."""
 

@@ -5,8 +5,13 @@ the engine byte for byte.
 
 >>> from sqlml.engines.binding import struct_call
 >>> bind = lambda ref, kind: struct_call("sqlml_predict", "churn@3", ("age", "plan"))
+>>> print(rewrite_query("SELECT id, predict('churn', *) AS p FROM t", bind))
+SELECT id, sqlml_predict('churn@3', {'age': "age", 'plan': "plan"}) AS p FROM t
+
+An unaliased item calling predict is named as written, each call shortened to its model:
+
 >>> print(rewrite_query("SELECT id, predict('churn', *) FROM t", bind))
-SELECT id, sqlml_predict('churn@3', {'age': "age", 'plan': "plan"}) FROM t
+SELECT id, sqlml_predict('churn@3', {'age': "age", 'plan': "plan"}) AS "predict(churn)" FROM t
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Literal
 from sqlglot import exp
 
 from sqlml.engines.binding import Binding
-from sqlml.errors import FeatureMissing, SqlSyntaxError
+from sqlml.errors import FeatureMissing, SqlSyntaxError, UnknownClass
 from sqlml.sql.dialects import engine_dialect
 from sqlml.sql.expressions import (
     END_META_KEY,
+    PROJECTION_SPAN_META_KEY,
     SCALAR_FUNCTIONS,
     TABLE_FUNCTIONS,
     CreateModel,
@@ -80,7 +86,7 @@ def rewrite_query(
         return sql
     _require_query(tree, sql)
     bindings: dict[tuple[str, str], Binding] = {}
-    edits: list[tuple[exp.Expr, str]] = []
+    edits: list[_Edit] = []
     for call in tree.find_all(*SCALAR_FUNCTIONS):
         kind: Literal["predict", "predict_proba"] = (
             "predict" if isinstance(call, SqlmlPredict) else "predict_proba"
@@ -88,7 +94,9 @@ def rewrite_query(
         key = (call.ref, kind)
         if key not in bindings:
             bindings[key] = bind(call.ref, kind)
-        edits.append((call, _render(_bound_call(call, bindings[key]), dialect)))
+        _check_key(call, bindings[key])
+        edits.append(_replace(call, _render(_bound_call(call, bindings[key]), dialect)))
+    edits.extend(_column_names(tree, sql, dialect))
     if tables is not None:
         edits.extend(_table_function_edits(tree, tables, dialect))
     return _splice(sql, edits)
@@ -155,16 +163,68 @@ def _render(node: exp.Expr, dialect: str) -> str:
     return node.sql(dialect=engine_dialect(dialect), normalize_functions=False)
 
 
-def _splice(sql: str, edits: Sequence[tuple[exp.Expr, str]]) -> str:
-    """Replace each node's source text (they do not overlap) with the given text."""
+#: An edit of the source text: replace ``sql[start:stop]`` (empty: insert) with the text.
+_Edit = tuple[int, int, str]
+
+
+def _replace(node: exp.Expr, text: str) -> _Edit:
+    """The edit replacing a sqlml node's source text."""
+    return int(node.meta["start"]), int(node.meta[END_META_KEY]) + 1, text
+
+
+def _splice(sql: str, edits: Sequence[_Edit]) -> str:
+    """Apply the edits (they do not overlap) to ``sql``."""
     out = []
     position = 0
-    for node, text in sorted(edits, key=lambda edit: int(edit[0].meta["start"])):
-        out.append(sql[position : node.meta["start"]])
+    for start, stop, text in sorted(edits, key=lambda edit: (edit[0], edit[1])):
+        out.append(sql[position:start])
         out.append(text)
-        position = node.meta[END_META_KEY] + 1
+        position = stop
     out.append(sql[position:])
     return "".join(out)
+
+
+def _column_names(tree: exp.Expr, sql: str, dialect: str) -> Iterator[_Edit]:
+    """Name each unaliased SELECT item that calls predict/predict_proba as it was written,
+    with each call shortened to its model: ``predict(churn)``,
+    ``predict_proba(churn@2)['yes']``, ``1 - predict_proba(churn)['no']``. Without a name
+    the engine would name the column by the rewritten call."""
+    for select in tree.find_all(exp.Select):
+        for item in select.expressions:
+            span = item.meta.get(PROJECTION_SPAN_META_KEY)
+            if isinstance(item, exp.Alias) or span is None:
+                continue
+            calls = sorted(
+                (call for call in item.find_all(*SCALAR_FUNCTIONS) if call.meta.get("start")
+                 is not None), key=lambda call: int(call.meta["start"]),
+            )  # fmt: skip
+            if not calls:
+                continue
+            first, last = span
+            parts, position = [], first
+            for call in calls:
+                if int(call.meta["start"]) < position:
+                    continue  # inside a call already shortened
+                parts.append(sql[position : call.meta["start"]])
+                parts.append(f"{call.sql_name().lower()}({call.ref})")
+                position = call.meta[END_META_KEY] + 1
+            parts.append(sql[position : last + 1])
+            name = " ".join("".join(parts).split())
+            alias = exp.to_identifier(name, quoted=True)
+            yield last + 1, last + 1, f" AS {_render(alias, dialect)}"
+
+
+def _check_key(call: ModelFunction, binding: Binding) -> None:
+    """Refuse ``predict_proba(...)['key']`` with a literal key the model does not have
+    (the map lookup would be NULL on every row)."""
+    parent = call.parent
+    if not (binding.keys and isinstance(parent, exp.Bracket) and parent.this is call):
+        return
+    keys = parent.expressions
+    if len(keys) == 1 and isinstance(keys[0], exp.Literal) and keys[0].is_string:
+        key = str(keys[0].this)
+        if key not in binding.keys:
+            raise UnknownClass(binding.ref, key, binding.keys)
 
 
 def _bound_call(call: ModelFunction, binding: Binding) -> exp.Expr:
@@ -226,7 +286,7 @@ def _ancestors(node: exp.Expr, kind: type[exp.Select]) -> Iterator[exp.Select]:
 
 def _table_function_edits(
     tree: exp.Expr, tables: TableFunctionHandler, dialect: str
-) -> Iterator[tuple[exp.Expr, str]]:
+) -> Iterator[_Edit]:
     for call in tree.find_all(*TABLE_FUNCTIONS):
         if isinstance(call, SqlmlEvaluate):
             spec = TableFunctionCall("evaluate", call.ref, str(call.expression.this))
@@ -236,4 +296,4 @@ def _table_function_edits(
         table = call.parent
         if isinstance(table, exp.Table) and not table.alias:
             text += f" AS {spec.function}"
-        yield call, text
+        yield _replace(call, text)

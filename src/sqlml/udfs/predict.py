@@ -8,6 +8,7 @@ LightGBM's own ``Booster.predict`` on the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -154,6 +155,11 @@ class LoadedModel:
         return pa.MapArray.from_arrays(offsets, keys, pa.array(scores.ravel()), mask=mask)
 
     @property
+    def class_keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`predict_proba`'s map: each class label as text."""
+        return tuple(self._label_text.to_pylist())
+
+    @property
     def preprocessor(self) -> preprocess.Preprocessor:
         """The fitted preprocessing that builds the model's input matrix."""
         return self._preprocessor
@@ -230,3 +236,12 @@ class LoadedModel:
                 raise FeatureTypeMismatch(self.name, feature.name, feature.type, str(array.type))
             bound[feature.name] = array
         return bound, nulls, len(batch)
+
+
+def class_keys(classes: Sequence[Label]) -> tuple[str, ...]:
+    """The keys ``predict_proba`` gives these class labels: their text as Arrow casts them.
+
+    >>> class_keys([False, True]), class_keys([1, 2]), class_keys(["no", "yes"])
+    (('false', 'true'), ('1', '2'), ('no', 'yes'))
+    """
+    return tuple(pa.array(list(classes)).cast(pa.string()).to_pylist())
