@@ -6,22 +6,31 @@ accepted before or after the subcommand: ``sqlml --catalog X models`` and ``sqlm
 
 An error is printed as one ``error: <message>`` line on stderr (exit status 1), never with
 a traceback unless ``--debug`` is given; an error that is not a :class:`SqlmlError` is a
-bug, and a second line says so.
+bug, and a second line says so. No message shows a password: catalog and PostgreSQL URIs
+are printed with it replaced by ``***``.
+
+When the reader of the output goes away (``sqlml sql ... | head``), the command stops
+quietly with exit status 141, as Unix tools do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlml import __version__
+from sqlml._redact import scrub
 from sqlml._table import format_arrow, format_table
 from sqlml.catalog import open_catalog
 from sqlml.config import ENGINES, Settings, load_settings
 from sqlml.errors import ConfigError, SqlmlError
+from sqlml.output import DISPLAY_FORMATS, EXTENSIONS, FORMATS
 
 if TYPE_CHECKING:
     from sqlml.session import Session
@@ -97,14 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=cmd_models)
 
     sql = commands.add_parser("sql", parents=common, help="run SQL and print the result")
-    sql.add_argument("query", help="one or more statements separated by ';'")
+    sql.add_argument(
+        "query",
+        help="one or more statements separated by ';'; each one's result is printed (a "
+        "table, or a status line such as INSERT 3 for a statement without rows)",
+    )
     sql.add_argument(
         "--format",
-        choices=["table", "csv", "json", "parquet"],
-        default="table",
-        help="output format (default: table)",
+        choices=FORMATS,
+        help="output format (default: the one --output's extension names, "
+        f"{', '.join(sorted(EXTENSIONS))}; else table); csv, tsv, json and parquet hold "
+        "the last statement's result",
     )
     sql.add_argument("--output", metavar="FILE", help="write the result to FILE")
+    sql.add_argument(
+        "--timer", action="store_true", help="print each statement's elapsed time on stderr"
+    )
     sql.set_defaults(run=cmd_sql)
 
     compile_ = commands.add_parser(
@@ -282,18 +299,40 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     with open_catalog(settings.catalog) as catalog:
         table = models_table(catalog)
     if table.num_rows == 0:
-        print(f"no models in catalog {settings.catalog}")
+        print(f"no models in catalog {catalog.uri}")
         return 0
     print(format_arrow(table))
     return 0
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlml.output import write_result
+    """Run each statement; with a display format (table, markdown) print each one's result
+    as it ends, with another write the last one's."""
+    from sqlml.output import command_tag, format_for, render, status_line, write_result
 
-    with _session(settings) as session:
-        result = session.sql(args.query)
-    write_result(result, args.format, args.output)
+    fmt = args.format or format_for(args.output)
+    display = fmt in DISPLAY_FORMATS
+    with contextlib.ExitStack() as stack:
+        session = stack.enter_context(_session(settings))
+        out = (
+            stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            if display and args.output
+            else sys.stdout
+        )
+        texts = session.script(args.query).texts
+        result = None
+        for i, text in enumerate(texts):
+            started = time.perf_counter()
+            result = session.sql(text)
+            if args.timer:
+                elapsed = (time.perf_counter() - started) * 1000
+                print(f"Time: {elapsed:.3f} ms", file=sys.stderr, flush=True)
+            if display:
+                status = status_line(command_tag(text), result)
+                out.write(("\n" if i else "") + (status + "\n" if status else render(result, fmt)))
+                out.flush()
+    if not display and result is not None:
+        write_result(result, fmt, args.output)
     return 0
 
 
@@ -394,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
+    # The URIs whose passwords no message may show (a driver's error can quote them).
+    uris = [uri for uri in (args.catalog, args.postgres) if uri]
+    debug = bool(getattr(args, "debug", False))
     try:
         settings = load_settings(
             {
@@ -403,24 +445,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres": args.postgres,
             }
         )
-        return run(args, settings)
+        uris += [uri for uri in (settings.catalog, settings.postgres) if uri]
+        status = run(args, settings)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        return _broken_pipe()
     except SqlmlError as exc:
-        _report(exc, bool(getattr(args, "debug", False)))
+        _report(exc, debug, uris=uris)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        _report(exc, bool(getattr(args, "debug", False)), bug=True)
+        _report(exc, debug, bug=True, uris=uris)
         return 1
 
 
-def _report(exc: Exception, debug: bool, bug: bool = False) -> None:
+def _broken_pipe() -> int:
+    """The reader of stdout went away: stop quietly with the status of a process killed by
+    SIGPIPE. stdout is pointed at /dev/null so that flushing it at exit cannot fail again
+    (the recipe of Python's ``signal`` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
+def _report(exc: Exception, debug: bool, bug: bool = False, uris: Sequence[str] = ()) -> None:
     """Print an error as one ``error:`` line (its traceback first with ``--debug``); an
-    error that is not a :class:`SqlmlError` is a bug, and a second line says so."""
+    error that is not a :class:`SqlmlError` is a bug, and a second line says so. Neither
+    shows a password of ``uris`` or of a URI in the text."""
     if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    message = " ".join(str(exc).split()) or type(exc).__name__
+        print(scrub("".join(traceback.format_exception(exc)), *uris), end="", file=sys.stderr)
+    message = scrub(" ".join(str(exc).split()) or type(exc).__name__, *uris)
     print(f"error: {message}", file=sys.stderr)
     if bug:
         print(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from sqlml._redact import redact_uri, scrub
+
 
 def _listing(items: Iterable[object], empty: str = "none") -> str:
     shown = [str(item) for item in items]
@@ -142,14 +144,20 @@ class ArtifactCorrupted(SqlmlError):
 
 
 class CatalogError(SqlmlError):
-    """The catalog cannot be opened or used."""
+    """The catalog cannot be opened or used.
+
+    Its message never shows a password: URIs in it are redacted.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class UnsupportedCatalogURI(CatalogError, ValueError):
     """The catalog URI's scheme is not one sqlml supports."""
 
     def __init__(self, uri: str, supported: Sequence[str]) -> None:
-        self.uri = uri
+        self.uri = uri = redact_uri(uri)
         self.supported = tuple(supported)
         super().__init__(
             f"unsupported catalog URI {uri!r}; supported schemes: {_listing(supported)} "
@@ -158,19 +166,23 @@ class UnsupportedCatalogURI(CatalogError, ValueError):
 
 
 class CatalogUnavailable(CatalogError):
-    """The catalog's database cannot be reached."""
+    """The catalog's database cannot be reached.
+
+    ``uri`` is the catalog's URI with its password hidden, and ``reason`` (the driver's
+    error) does not show the password either.
+    """
 
     def __init__(self, uri: str, reason: str) -> None:
-        self.uri = uri
-        self.reason = reason
-        super().__init__(f"cannot open catalog {uri}: {reason}")
+        self.uri = redact_uri(uri)
+        self.reason = scrub(reason, uri)
+        super().__init__(f"cannot open catalog {self.uri}: {self.reason}")
 
 
 class SchemaOutOfDate(CatalogError):
     """The catalog's schema is older or newer than this sqlml expects."""
 
     def __init__(self, uri: str, current: int, expected: int) -> None:
-        self.uri = uri
+        self.uri = uri = redact_uri(uri)
         self.current = current
         self.expected = expected
         if current < expected:
@@ -437,20 +449,21 @@ class ModelExists(SqlmlError, ValueError):
 class SourceError(SqlmlError):
     """A PostgreSQL data source (``attach_postgres``, ``write_postgres``) cannot be used.
 
-    ``uri`` is the source's URI with its password hidden.
+    ``uri`` is the source's URI with its password hidden; the message does not show the
+    password either.
     """
 
     def __init__(self, uri: str, message: str) -> None:
-        self.uri = uri
-        super().__init__(f"PostgreSQL source {uri}: {message}")
+        self.uri = redact_uri(uri)
+        super().__init__(scrub(f"PostgreSQL source {self.uri}: {message}", uri))
 
 
 class SourceUnavailable(SourceError):
     """A PostgreSQL data source cannot be reached, or refuses the credentials."""
 
     def __init__(self, uri: str, reason: str) -> None:
-        self.reason = reason
-        super().__init__(uri, f"cannot connect: {reason}")
+        self.reason = scrub(reason, uri)
+        super().__init__(uri, f"cannot connect: {self.reason}")
 
 
 class SourceTableNotFound(SourceError, LookupError):

@@ -18,11 +18,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pgdb
-import psycopg.conninfo
 import pyarrow as pa
 from sqlglot import exp
 
-from sqlml.catalog import postgres
+from sqlml._redact import redact_uri, scrub
 from sqlml.errors import SourceError, SourceTableNotFound, SourceUnavailable
 
 if TYPE_CHECKING:
@@ -56,33 +55,14 @@ def _with_timeout(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _password(uri: str) -> str | None:
-    if urlsplit(uri).scheme in ("postgresql", "postgres"):
-        return urlsplit(uri).password
-    try:
-        return psycopg.conninfo.conninfo_to_dict(uri).get("password")  # type: ignore[return-value]
-    except psycopg.ProgrammingError:
-        return None
-
-
-def redact(uri: str) -> str:
-    """``uri`` (a URI or a ``key=value`` conninfo) without its password, for messages.
-
-    >>> redact("host=db user=ada password=secret dbname=shop")
-    'user=ada password=*** dbname=shop host=db'
-    """
-    if urlsplit(uri).scheme in ("postgresql", "postgres") or not _password(uri):
-        return postgres.redact(uri)
-    params = psycopg.conninfo.conninfo_to_dict(uri)
-    params["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+#: ``uri`` (a URI or a ``key=value`` conninfo) without its password, for messages (the
+#: shared :func:`sqlml._redact.redact_uri`, under the name the session imports).
+redact = redact_uri
 
 
 def _reason(exc: BaseException, uri: str) -> str:
     """A driver error as one line, without the URI's password."""
-    text = " ".join(str(exc).split())
-    password = _password(uri)
-    return text.replace(password, "***") if password else text
+    return scrub(" ".join(str(exc).split()), uri)
 
 
 def connect(uri: str, *, autocommit: bool = False) -> Connection:
@@ -96,7 +76,7 @@ def connect(uri: str, *, autocommit: bool = False) -> Connection:
         conn: Connection = pgdb.connect(_with_timeout(uri), autocommit=autocommit)
         return conn
     except adbc_driver_manager.Error as exc:
-        raise SourceUnavailable(redact(uri), _reason(exc, uri)) from exc
+        raise SourceUnavailable(uri, _reason(exc, uri)) from exc
 
 
 def _quote(name: str) -> str:
@@ -142,7 +122,7 @@ class PostgresSource:
     def __init__(self, uri: str, schema: str = "public", alias: str = "pg") -> None:
         self.alias = alias
         self.schema = schema
-        self.uri = redact(uri)
+        self.uri = redact_uri(uri)
         self._conninfo = uri
         self._conn = connect(uri, autocommit=True)
         try:
@@ -256,7 +236,7 @@ def write_postgres(
         SourceError: a bad mode, or the write failed (nothing is written then).
     """
     with contextlib.closing(connect(uri)) as conn:
-        return _ingest(conn, redact(uri), uri, table, data, mode, schema)
+        return _ingest(conn, redact_uri(uri), uri, table, data, mode, schema)
 
 
 def check_write_mode(mode: str, uri: str) -> None:

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sqlml import migrations
+from sqlml._redact import redact_uri, scrub
 from sqlml.catalog._breaker import CircuitBreaker
 from sqlml.catalog._sql import Connection, SqlCatalog
 from sqlml.errors import CatalogError, CatalogUnavailable
@@ -22,19 +22,6 @@ if TYPE_CHECKING:
     from sqlml.migrations import Migration, MigrationStatus
 
 log = logging.getLogger("sqlml")
-
-
-def redact(uri: str) -> str:
-    """``uri`` with its password replaced by ``***``, for messages and logs.
-
-    >>> redact("postgresql://ada:secret@db:5432/ml")
-    'postgresql://ada:***@db:5432/ml'
-    """
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class PostgresCatalog(SqlCatalog):
@@ -72,7 +59,7 @@ class PostgresCatalog(SqlCatalog):
         check_schema: bool = True,
     ) -> None:
         self._conninfo = uri
-        self.uri = redact(uri)
+        self.uri = redact_uri(uri)
         self._timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._max_connections = max_connections
@@ -97,7 +84,7 @@ class PostgresCatalog(SqlCatalog):
                 self._pool.open(wait=True, timeout=max(connect_timeout, pool_timeout))
         except PoolTimeout as exc:
             self.close()
-            raise CatalogUnavailable(self.uri, str(exc)) from exc
+            raise CatalogUnavailable(self.uri, self._reason(exc, first_line=False)) from exc
 
     def _connect(self, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
         try:
@@ -107,7 +94,7 @@ class PostgresCatalog(SqlCatalog):
                 connect_timeout=_libpq_timeout(self._timeout),
             )
         except psycopg.Error as exc:
-            raise CatalogUnavailable(self.uri, _first_line(exc)) from exc
+            raise CatalogUnavailable(self.uri, self._reason(exc)) from exc
 
     def migrate(
         self,
@@ -122,7 +109,9 @@ class PostgresCatalog(SqlCatalog):
                     conn, lock_timeout=lock_timeout, on_wait=on_wait, uri=self.uri
                 )
             except psycopg.Error as exc:
-                raise CatalogError(f"cannot migrate catalog {self.uri}: {exc}") from exc
+                raise CatalogError(
+                    f"cannot migrate catalog {self.uri}: {self._reason(exc, first_line=False)}"
+                ) from exc
 
     def migration_status(self) -> list[MigrationStatus]:
         with self._connect(autocommit=True) as conn:
@@ -137,10 +126,12 @@ class PostgresCatalog(SqlCatalog):
                     yield conn
             except psycopg.OperationalError as exc:
                 if conn.broken:
-                    self._breaker.failure(_first_line(exc))
-                raise CatalogUnavailable(self.uri, str(exc).strip()) from exc
+                    self._breaker.failure(self._reason(exc))
+                raise CatalogUnavailable(self.uri, self._reason(exc, first_line=False)) from exc
             except psycopg.Error as exc:
-                raise CatalogError(f"catalog {self.uri}: {exc}") from exc
+                raise CatalogError(
+                    f"catalog {self.uri}: {self._reason(exc, first_line=False)}"
+                ) from exc
             finally:
                 self._pool.putconn(conn)
 
@@ -196,7 +187,7 @@ class PostgresCatalog(SqlCatalog):
                 self._conninfo, autocommit=True, connect_timeout=_libpq_timeout(self._timeout)
             ).close()
         except psycopg.Error as exc:
-            reason = _first_line(exc)
+            reason = self._reason(exc)
             self._breaker.failure(reason)
             raise CatalogUnavailable(self.uri, reason) from exc
 
@@ -208,8 +199,14 @@ class PostgresCatalog(SqlCatalog):
             logging.WARNING if first else logging.DEBUG,
             "catalog %s connection pool: %s",
             self.uri,
-            record.getMessage(),
+            scrub(record.getMessage(), self._conninfo),
         )
+
+    def _reason(self, exc: BaseException, first_line: bool = True) -> str:
+        """A driver error for a message: its first line (or all of it), without the
+        password (libpq can quote a piece of the conninfo, e.g. a badly encoded one)."""
+        text = _first_line(exc) if first_line else str(exc).strip()
+        return scrub(text, self._conninfo)
 
     def close(self) -> None:
         self._pool.close()
