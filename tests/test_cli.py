@@ -75,6 +75,7 @@ def test_migrate_and_status(tmp_path: Path) -> None:
         "applied 0001_initial",
         "applied 0002_compiled_models",
         "applied 0003_model_owner",
+        "applied 0004_alias_history",
     ]
     again = run("migrate", "--catalog", uri, cwd=tmp_path)
     assert again.stdout.strip() == f"catalog {uri} is up to date"
@@ -100,6 +101,7 @@ def test_migrate_status_and_migrate_on_postgres(postgres_uri: str, tmp_path: Pat
         "applied 0001_initial",
         "applied 0002_compiled_models",
         "applied 0003_model_owner",
+        "applied 0004_alias_history",
     ]
     listed = run("models", "--catalog", postgres_uri, cwd=tmp_path)
     assert listed.returncode == 0

@@ -120,18 +120,25 @@ def test_sql_surface_examples_run_and_give_what_the_text_says(cell: Cell) -> Non
         assert {r["feature"] for r in importance} == features
         assert abs(sum(r["gain_share"] for r in importance) - 1.0) < 1e-9
 
-        assert result("DROP MODEL churn VERSION 1") == [{"model": "churn", "dropped": "version 1"}]
+        assert result("DEPLOY MODEL churn VERSION 2") == [
+            {"model": "churn", "alias": "production", "version": 2}
+        ]
+        assert result("DEPLOY MODEL churn ROLLBACK") == [
+            {"model": "churn", "alias": "production", "version": 1}
+        ]
+        assert result("DROP MODEL churn VERSION 2") == [{"model": "churn", "dropped": "version 2"}]
         assert result("DROP MODEL IF EXISTS spend") == [
             {"model": "spend", "dropped": "all versions"}
         ]
         remaining = {m.name for m in session.catalog.list_models()}
         versions = [v.version for v in session.catalog.list_versions("churn")]
-        # The alias went with version 1, and the latest version predicts as 'churn' does.
+        # Version 1 stays deployed, and the latest version predicts as 'churn' does.
         same = session.sql(
-            "SELECT count(*) AS n FROM customers WHERE predict('churn', *) = predict('churn@2', *)"
+            "SELECT count(*) AS n FROM customers "
+            "WHERE predict('churn', *) = predict('churn@production', *)"
         )
     assert remaining == {"churn", "churn_baseline"}
-    assert versions == [2]
+    assert versions == [1]
     assert same.to_pylist() == [{"n": 5_000}]
 
 

@@ -44,6 +44,7 @@ from sqlml.errors import (
     ModelNotFound,
     NonFiniteValues,
     NotAClassifier,
+    NothingToRollBack,
     PermissionDenied,
     QueryError,
     SchemaOutOfDate,
@@ -60,6 +61,7 @@ from sqlml.errors import (
     UnknownEngine,
     UnsupportedCatalogURI,
     UnsupportedColumnType,
+    VersionDeployed,
     VersionNotFound,
 )
 from sqlml.session import Session, connect
@@ -95,6 +97,7 @@ __all__ = [
     "ModelVersion",
     "NonFiniteValues",
     "NotAClassifier",
+    "NothingToRollBack",
     "PermissionDenied",
     "QueryError",
     "SchemaOutOfDate",
@@ -113,6 +116,7 @@ __all__ = [
     "UnknownEngine",
     "UnsupportedCatalogURI",
     "UnsupportedColumnType",
+    "VersionDeployed",
     "VersionNotFound",
     "VersionSpec",
     "__version__",

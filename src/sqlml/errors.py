@@ -355,6 +355,36 @@ class NotAClassifier(SqlmlError, TypeError):
         )
 
 
+class VersionDeployed(SqlmlError, ValueError):
+    """``DROP MODEL m VERSION n`` of a version an alias points at, without ``FORCE``."""
+
+    def __init__(self, name: str, version: int, aliases: Sequence[str]) -> None:
+        self.name = name
+        self.version = version
+        self.aliases = tuple(aliases)
+        shown = ", ".join(self.aliases)
+        super().__init__(
+            f"version {version} of model {name!r} is deployed as {shown}; dropping it would "
+            f"remove {'that alias' if len(self.aliases) == 1 else 'those aliases'}. Deploy "
+            f"another version first (DEPLOY MODEL {name} VERSION <n> AS {self.aliases[0]}), "
+            f"or drop it and its aliases with DROP MODEL {name} VERSION {version} FORCE"
+        )
+
+
+class NothingToRollBack(SqlmlError, LookupError):
+    """``DEPLOY MODEL m ROLLBACK``: the alias has no earlier deployment to go back to."""
+
+    def __init__(self, name: str, alias: str, version: int | None) -> None:
+        self.name = name
+        self.alias = alias
+        self.version = version
+        now = "" if version is None else f" (it points at version {version})"
+        super().__init__(
+            f"alias {alias!r} of model {name!r} has no earlier deployment to roll back to"
+            f"{now}; deploy a version with DEPLOY MODEL {name} VERSION <n> AS {alias}"
+        )
+
+
 class UnknownClass(SqlmlError, LookupError):
     """``predict_proba(...)['key']`` names a key the model's probabilities do not have."""
 

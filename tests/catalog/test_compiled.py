@@ -130,17 +130,19 @@ def test_a_catalog_made_before_0002_is_upgraded_with_its_models(catalog_uri: str
     # A catalog as sqlml left it before model_compiled existed: only 0001 applied.
     with open_catalog(catalog_uri, migrate=True) as catalog:
         catalog.register_version("churn", make_spec(), b"1")
+    raw_execute(catalog_uri, "DROP TABLE model_alias_history")
     raw_execute(catalog_uri, "DROP TABLE model_compiled")
     raw_execute(catalog_uri, "ALTER TABLE models DROP COLUMN owner")
     raw_execute(catalog_uri, "DELETE FROM schema_migrations WHERE version >= 2")
     if catalog_uri.startswith("postgresql"):
         with pytest.raises(SchemaOutOfDate) as info:
             open_catalog(catalog_uri)
-        assert (info.value.current, info.value.expected) == (1, 3)
+        assert (info.value.current, info.value.expected) == (1, 4)
         with open_catalog(catalog_uri, check_schema=False) as catalog:
-            assert [m.name for m in catalog.migrate()] == ["compiled_models", "model_owner"]
+            migrated = [m.name for m in catalog.migrate()]
+            assert migrated == ["compiled_models", "model_owner", "alias_history"]
     with open_catalog(catalog_uri) as catalog:  # SQLite migrates on open
-        assert [s.applied for s in catalog.migration_status()] == [True, True, True]
+        assert [s.applied for s in catalog.migration_status()] == [True, True, True, True]
         assert catalog.get_model("churn").owner is None
         catalog.save_compiled("churn", 1, "postgres", "predict", "x")
         assert catalog.get_compiled("churn", 1, "postgres").expression == "x"

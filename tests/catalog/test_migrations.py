@@ -13,6 +13,7 @@ from sqlml import migrations
 from sqlml.catalog import open_catalog
 from sqlml.errors import MigrationError, SchemaOutOfDate
 
+from .conftest import make_spec
 from .test_catalog import raw_execute
 
 ALL = migrations.discover("postgresql")
@@ -31,10 +32,25 @@ def test_files_are_numbered_and_have_dialect_overrides() -> None:
         (1, "initial"),
         (2, "compiled_models"),
         (3, "model_owner"),
+        (4, "alias_history"),
     ]
     sqlite_compiled, pg_compiled = migrations.discover("sqlite")[1], ALL[1]
     assert "created_at TEXT" in sqlite_compiled.sql
     assert "created_at TIMESTAMPTZ" in pg_compiled.sql
+
+
+def test_aliases_made_before_their_history_can_be_rolled_back_to(catalog_uri: str) -> None:
+    """0004 starts each existing alias's history at its current version."""
+    with open_catalog(catalog_uri, migrate=True) as catalog:
+        for artifact in (b"1", b"2"):
+            catalog.register_version("churn", make_spec(), artifact)
+        catalog.set_alias("churn", "production", 1)
+    raw_execute(catalog_uri, "DROP TABLE model_alias_history")
+    raw_execute(catalog_uri, "DELETE FROM schema_migrations WHERE version >= 4")
+    with open_catalog(catalog_uri, migrate=True) as catalog:
+        assert catalog.migration_status()[-1].applied
+        catalog.set_alias("churn", "production", 2)
+        assert catalog.rollback_alias("churn", "production").version == 1
 
 
 def test_migrate_from_empty_then_rerun_is_a_no_op(catalog_uri: str) -> None:

@@ -86,14 +86,21 @@ def test_each_role_runs_what_it_may_and_is_refused_the_rest(served: Server) -> N
         # Dropping and deploying take the admin role.
         with pytest.raises(adbc.Error, match=_denied("carol", "deploy model", "carols")):
             query(carol, "DEPLOY MODEL carols VERSION 1 AS hijacked")
-        for statement in ("DEPLOY MODEL carols VERSION 1 AS hijacked", "DROP MODEL carols"):
+        for statement in (
+            "DEPLOY MODEL carols VERSION 1 AS hijacked",
+            "DEPLOY MODEL carols ROLLBACK",
+            "DROP MODEL carols",
+            "DROP MODEL carols VERSION 1 FORCE",
+        ):
             action = statement.split()[0].lower() + " model"
-            with pytest.raises(adbc.Error, match=_denied("bob", action, "carols")):
-                query(bob, statement)
+            for user, con in (("bob", bob), ("carol", carol)):
+                with pytest.raises(adbc.Error, match=_denied(user, action, "carols")):
+                    query(con, statement)
         replaced = query(alice, TRAIN.format(replace="OR REPLACE ", name="carols"))
         assert replaced.column("version").to_pylist() == [3]
         assert query(alice, "DEPLOY MODEL carols VERSION 1 AS production").num_rows == 1
-        assert query(alice, "DROP MODEL carols").column("dropped").to_pylist() == ["all versions"]
+        dropped = query(alice, "DROP MODEL carols").column("dropped").to_pylist()
+        assert dropped == ["all versions and its alias production"]
         # A new model under CREATE OR REPLACE is a creation: a trainer's right.
         assert query(carol, TRAIN.format(replace="OR REPLACE ", name="fresh")).column(
             "version"

@@ -179,7 +179,7 @@ def test_the_dialect_generates_what_it_parses(sql: str) -> None:
         ("DROP MODEL m VERSION 1.5", "Expected a version number"),
         ("DROP MODEL m VERSION 0", "Expected a version number"),
         ("DROP MODEL m VERSION", "Expected a version number"),
-        ("DEPLOY MODEL m", "Expected VERSION <number> after DEPLOY MODEL m"),
+        ("DEPLOY MODEL m", "Expected VERSION <number> or ROLLBACK after DEPLOY MODEL m"),
         ("DEPLOY MODEL m VERSION 2 AS latest", "'latest' is reserved"),
         ("DEPLOY MODEL m VERSION 2 AS 'prod'", "Expected an alias name after AS"),
         ("DESCRIBE MODEL m extra", "Invalid expression / Unexpected token"),

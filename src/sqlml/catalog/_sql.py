@@ -32,6 +32,7 @@ from sqlml.errors import (
     CompiledNotFound,
     ModelExists,
     ModelNotFound,
+    NothingToRollBack,
     VersionNotFound,
 )
 
@@ -181,7 +182,60 @@ class SqlCatalog(Catalog):
                 "ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version",
                 (name, alias, version),
             )
+            # After the upsert, which holds the alias's row: concurrent deployments of one
+            # alias take their turns here, each seeing the other's history row.
+            self._q(
+                conn,
+                "INSERT INTO model_alias_history (model, alias, seq, version) "
+                "SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ? FROM model_alias_history "
+                "WHERE model = ? AND alias = ?",
+                (name, alias, version, name, alias),
+            )
         return Alias(name, alias, version)
+
+    def rollback_alias(self, name: str, alias: str) -> Alias:
+        with self._transaction(write=True) as conn:
+            self._require_model(conn, name)
+            # Take the alias's row (a no-op update) so that deployments wait for this one.
+            self._q(
+                conn,
+                "UPDATE model_aliases SET version = version WHERE model = ? AND alias = ?",
+                (name, alias),
+            )
+            row = self._q(
+                conn,
+                "SELECT version FROM model_aliases WHERE model = ? AND alias = ?",
+                (name, alias),
+            ).fetchone()
+            current = None if row is None else int(row[0])
+            history = self._q(
+                conn,
+                "SELECT seq, version FROM model_alias_history WHERE model = ? AND alias = ? "
+                "ORDER BY seq DESC",
+                (name, alias),
+            ).fetchall()
+            if current is None and not history:
+                raise AliasNotFound(name, alias, self._alias_names(conn, name))
+            # The deployments of the current version on top of the history are what is
+            # rolled back; the one below them is where the alias goes.
+            top = 0
+            while top < len(history) and int(history[top][1]) == current:
+                top += 1
+            if top == len(history):
+                raise NothingToRollBack(name, alias, current)
+            seq, target = int(history[top][0]), int(history[top][1])
+            self._q(
+                conn,
+                "DELETE FROM model_alias_history WHERE model = ? AND alias = ? AND seq > ?",
+                (name, alias, seq),
+            )
+            self._q(
+                conn,
+                "INSERT INTO model_aliases (model, alias, version) VALUES (?, ?, ?) "
+                "ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version",
+                (name, alias, target),
+            )
+        return Alias(name, alias, target)
 
     def remove_alias(self, name: str, alias: str) -> None:
         with self._transaction(write=True) as conn:

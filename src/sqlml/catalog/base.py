@@ -111,7 +111,21 @@ class Catalog(Closing, abc.ABC):
 
     @abc.abstractmethod
     def set_alias(self, name: str, alias: str, version: int) -> Alias:
-        """Point ``alias`` at ``version`` of ``name``, creating or moving it."""
+        """Point ``alias`` at ``version`` of ``name``, creating or moving it; the move is
+        recorded in the alias's history (see :meth:`rollback_alias`)."""
+
+    @abc.abstractmethod
+    def rollback_alias(self, name: str, alias: str) -> Alias:
+        """Point ``alias`` back at the version it pointed at before its last
+        :meth:`set_alias`, and forget that deployment: rolling back again goes further
+        back. Deployments of versions since dropped are skipped; an alias removed with its
+        version (``DROP MODEL m VERSION n FORCE``) comes back at the deployment before.
+
+        Raises:
+            ModelNotFound: no such model.
+            AliasNotFound: the model never had such an alias.
+            NothingToRollBack: the alias has no earlier deployment.
+        """
 
     @abc.abstractmethod
     def remove_alias(self, name: str, alias: str) -> None:

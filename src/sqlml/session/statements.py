@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from sqlml.catalog import Catalog
-from sqlml.errors import ModelExists, ModelNotFound
+from sqlml.errors import ModelExists, ModelNotFound, VersionDeployed
 from sqlml.models import ModelCache
 from sqlml.sql import frontend
 from sqlml.udfs.predict import class_keys
@@ -76,26 +76,42 @@ def create_model(
 
 
 def drop_model(catalog: Catalog, statement: frontend.DropModelStatement) -> pa.Table:
-    """``DROP MODEL [IF EXISTS] name[@version]``: what was dropped, as one row."""
+    """``DROP MODEL [IF EXISTS] name [VERSION n [FORCE]]``: what was dropped, as one row.
+
+    A version an alias points at is dropped only with FORCE, and the row names the aliases
+    that went with it (``DEPLOY MODEL name ROLLBACK`` brings an alias back)."""
     try:
         if statement.version is None:
+            aliases = [a.alias for a in catalog.list_aliases(statement.name)]
             catalog.delete_model(statement.name)
         else:
+            aliases = [
+                a.alias
+                for a in catalog.list_aliases(statement.name)
+                if a.version == statement.version
+            ]
+            if aliases and not statement.force:
+                catalog.get_version(statement.name, statement.version)  # VersionNotFound first
+                raise VersionDeployed(statement.name, statement.version, aliases)
             catalog.delete_version(statement.name, statement.version)
     except ModelNotFound:
         if not statement.if_exists:
             raise
         return pa.table({"model": [statement.name], "dropped": ["nothing: no such model"]})
     what = "all versions" if statement.version is None else f"version {statement.version}"
+    if aliases:
+        what += f" and its {'alias' if len(aliases) == 1 else 'aliases'} {', '.join(aliases)}"
     return pa.table({"model": [statement.name], "dropped": [what]})
 
 
 def deploy_model(catalog: Catalog, statement: frontend.DeployModelStatement) -> pa.Table:
-    """``DEPLOY MODEL``: point the alias at the version, and say so as one row."""
-    catalog.set_alias(statement.name, statement.alias, statement.version)
-    return pa.table(
-        {"model": [statement.name], "alias": [statement.alias], "version": [statement.version]}
-    )
+    """``DEPLOY MODEL``: point the alias at the version (or, with ROLLBACK, back at the one
+    deployed before), and say so as one row."""
+    if statement.version is None:
+        alias = catalog.rollback_alias(statement.name, statement.alias)
+    else:
+        alias = catalog.set_alias(statement.name, statement.alias, statement.version)
+    return pa.table({"model": [alias.model], "alias": [alias.alias], "version": [alias.version]})
 
 
 def table_function(models: ModelCache, call: frontend.TableFunctionCall, query: Query) -> pa.Table:

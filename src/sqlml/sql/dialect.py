@@ -3,8 +3,8 @@
 :class:`Sqlml` is a sqlglot dialect built on sqlglot's DuckDB dialect. It adds:
 
 - the statements ``CREATE [OR REPLACE] MODEL name [OPTIONS (key = value, ...)] AS <query>``,
-  ``SHOW MODELS``, ``DESCRIBE MODEL name``, ``DROP MODEL [IF EXISTS] name [VERSION n]`` and
-  ``DEPLOY MODEL name VERSION n [AS alias]``;
+  ``SHOW MODELS``, ``DESCRIBE MODEL name``, ``DROP MODEL [IF EXISTS] name [VERSION n
+  [FORCE]]`` and ``DEPLOY MODEL name {VERSION n | ROLLBACK} [AS alias]``;
 - the scalar functions ``predict('model', ...)`` and ``predict_proba('model', ...)``;
 - the table functions ``evaluate('model', '<select>')`` and ``feature_importance('model')``.
 
@@ -267,16 +267,27 @@ class SqlmlParser(DuckDBParser):
         exists = self._parse_exists()
         name = self._parse_model_name("DROP MODEL")
         version = None
+        force = False
         if self._match_text_seq("VERSION"):
-            version = self._parse_version_number(f"DROP MODEL {name.name} VERSION 3")
-        return self.expression(DropModel(this=name, exists=exists, version=version))
+            version = self._parse_version_number(f"DROP MODEL {name.name} VERSION 3 [FORCE]")
+            force = self._match_text_seq("FORCE")
+        return self.expression(DropModel(this=name, exists=exists, version=version, force=force))
 
     def _parse_deploy_model(self) -> DeployModel:
         name = self._parse_model_name("DEPLOY MODEL")
         example = f"DEPLOY MODEL {name.name} VERSION 3 [AS production]"
-        if not self._match_text_seq("VERSION"):
-            self._fail(f"Expected VERSION <number> after DEPLOY MODEL {name.name}: {example}")
-        version = self._parse_version_number(example)
+        version = None
+        rollback = self._match_text_seq("ROLLBACK")
+        if rollback:
+            example = f"DEPLOY MODEL {name.name} ROLLBACK [AS production]"
+        elif self._match_text_seq("VERSION"):
+            version = self._parse_version_number(example)
+        else:
+            self._fail(
+                f"Expected VERSION <number> or ROLLBACK after DEPLOY MODEL {name.name}: "
+                f"{example}, or DEPLOY MODEL {name.name} ROLLBACK to go back to the version "
+                "deployed before"
+            )
         alias = None
         if self._match(TokenType.ALIAS):
             alias = self._parse_id_var(any_token=True)
@@ -286,7 +297,9 @@ class SqlmlParser(DuckDBParser):
                 validate_alias(alias.name)
             except AliasInvalid as exc:
                 self._fail(str(exc), self._prev)
-        return self.expression(DeployModel(this=name, version=version, alias=alias))
+        return self.expression(
+            DeployModel(this=name, version=version, alias=alias, rollback=rollback)
+        )
 
     def _parse_show_models(self) -> ShowModels | None:
         return None if self._curr else self.expression(ShowModels())
@@ -395,12 +408,14 @@ class SqlmlGenerator(DuckDBGenerator):
         DropModel: lambda self, e: (
             f"DROP MODEL {'IF EXISTS ' if e.args.get('exists') else ''}{self.sql(e, 'this')}"
             + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")
+            + (" FORCE" if e.args.get("force") else "")
         ),
         Explain: lambda self, e: (
             f"EXPLAIN {'ANALYZE ' if e.args.get('analyze') else ''}{self.sql(e, 'this')}"
         ),
         DeployModel: lambda self, e: (
-            f"DEPLOY MODEL {self.sql(e, 'this')} VERSION {self.sql(e, 'version')}"
+            f"DEPLOY MODEL {self.sql(e, 'this')} "
+            + ("ROLLBACK" if e.args.get("rollback") else f"VERSION {self.sql(e, 'version')}")
             + (f" AS {self.sql(e, 'alias')}" if e.args.get("alias") else "")
         ),
     }

@@ -59,15 +59,26 @@ class DescribeModel(exp.Expression):
 
 
 class DropModel(exp.Expression):
-    """``DROP MODEL [IF EXISTS] this [VERSION version]``."""
+    """``DROP MODEL [IF EXISTS] this [VERSION version [FORCE]]``."""
 
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False, "version": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {
+        "this": True,
+        "exists": False,
+        "version": False,
+        "force": False,
+    }
 
 
 class DeployModel(exp.Expression):
-    """``DEPLOY MODEL this VERSION version [AS alias]``."""
+    """``DEPLOY MODEL this VERSION version [AS alias]`` or ``DEPLOY MODEL this ROLLBACK
+    [AS alias]`` (``version`` absent, ``rollback`` set)."""
 
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "version": True, "alias": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {
+        "this": True,
+        "version": False,
+        "alias": False,
+        "rollback": False,
+    }
 
 
 class Explain(exp.Expression):

@@ -5,7 +5,7 @@ sqlglot can parse them (:func:`sqlml.sql.dialect.sqlml_tokens` decides);
 :mod:`sqlml.sql.rewrite` then replaces only the text of sqlml's own constructs.
 
 >>> parse_statement("DROP MODEL churn VERSION 2")
-DropModelStatement(name='churn', version=2, if_exists=False)
+DropModelStatement(name='churn', version=2, if_exists=False, force=False)
 """
 
 from __future__ import annotations
@@ -152,12 +152,14 @@ def parse_statement(sql: str, dialect: str = "duckdb") -> Statement:
             tree.this.name,
             version=None if version is None else int(version.this),
             if_exists=bool(tree.args.get("exists")),
+            force=bool(tree.args.get("force")),
         )
     if isinstance(tree, DeployModel):
         alias = tree.args.get("alias")
+        version = tree.args.get("version")
         return DeployModelStatement(
             tree.this.name,
-            version=int(tree.args["version"].this),
+            version=None if version is None else int(version.this),
             alias="production" if alias is None else alias.name,
         )
     refs = dict.fromkeys(

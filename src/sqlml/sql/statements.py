@@ -60,20 +60,28 @@ class DescribeModelStatement:
 
 @dataclass(frozen=True, slots=True)
 class DropModelStatement:
-    """``DROP MODEL [IF EXISTS] name [VERSION n]``; ``version`` None drops every version."""
+    """``DROP MODEL [IF EXISTS] name [VERSION n [FORCE]]``; ``version`` None drops every
+    version; without ``force`` a version an alias points at is not dropped."""
 
     name: str
     version: int | None = None
     if_exists: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeployModelStatement:
-    """``DEPLOY MODEL name VERSION n [AS alias]``."""
+    """``DEPLOY MODEL name VERSION n [AS alias]``, or with ``version`` None ``DEPLOY MODEL
+    name ROLLBACK [AS alias]``: the alias goes back to the version deployed before."""
 
     name: str
-    version: int
+    version: int | None
     alias: str = "production"
+
+    @property
+    def rollback(self) -> bool:
+        """Whether this is ``DEPLOY MODEL name ROLLBACK``."""
+        return self.version is None
 
 
 @dataclass(frozen=True, slots=True)
