@@ -575,3 +575,24 @@ class EvaluationError(SqlmlError, ValueError):
     def __init__(self, model: str, message: str) -> None:
         self.model = model
         super().__init__(f"cannot evaluate model {model!r}: {message}")
+
+
+class UnknownOption(InvalidOption):
+    """A CREATE MODEL option is neither one of sqlml's own nor a parameter of the learner.
+
+    Attributes:
+        option: the option as given.
+        learner: what else it could have been, e.g. ``a LightGBM parameter``.
+        suggestions: the closest valid names, best first (empty when none is close).
+    """
+
+    def __init__(
+        self, option: str, learner: str, suggestions: Sequence[str] = (), hint: str = ""
+    ) -> None:
+        self.learner = learner
+        self.suggestions = tuple(suggestions)
+        if self.suggestions:
+            hint = f"did you mean {' or '.join(repr(s) for s in self.suggestions)}?"
+        super().__init__(
+            option, f"is not an option of sqlml or {learner}" + (f"; {hint}" if hint else "")
+        )

@@ -7,19 +7,23 @@ as its library names it: for LightGBM any parameter name or alias LightGBM itsel
 ``get_params()`` keys. Hyperparameter values are checked here, before the library sees them,
 so a bad one is an :class:`~sqlml.errors.InvalidOption` naming it: LightGBM's numeric and
 boolean parameters against their types and ranges (:data:`LIGHTGBM_VALUES`), scikit-learn's
-against the estimator's own parameter constraints.
+against the estimator's own parameter constraints. An unknown option is an
+:class:`~sqlml.errors.UnknownOption` that suggests the closest names; LightGBM's
+prediction-time and file options (``predict_contrib``, ``output_model``...) are refused,
+as training ignores them.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlml.errors import InvalidOption
+from sqlml.errors import InvalidOption, UnknownOption
 
 TASKS = ("classification", "regression")
 ALGORITHMS: dict[str, tuple[str, ...]] = {
@@ -41,8 +45,6 @@ _LIGHTGBM_RESERVED = {
     "early_stopping_round": "sqlml trains without a validation set",
     "data": "sqlml passes the training data itself",
     "valid": "sqlml passes the training data itself",
-    "input_model": "sqlml does not read model files",
-    "output_model": "sqlml does not write model files",
     "label_column": "use the option target",
     "weight_column": "weights are not supported yet",
     "group_column": "ranking is not supported yet",
@@ -50,6 +52,34 @@ _LIGHTGBM_RESERVED = {
     "config": "sqlml does not read configuration files",
     "machine_list_filename": "distributed training is not supported",
 }
+
+#: LightGBM parameters that only matter when a model predicts -> what to do instead (or
+#: ""). Training ignores them, so they are refused rather than silently dropped.
+_LIGHTGBM_PREDICTION = {
+    "predict_raw_score": "predict_proba('model', *) gives the class probabilities",
+    "predict_leaf_index": "",
+    "predict_contrib": "feature_importance('model') gives each feature's gain",
+    "predict_disable_shape_check": "predict binds features by name and checks them",
+    "start_iteration_predict": "",
+    "num_iteration_predict": "train with num_iterations instead",
+    "pred_early_stop": "",
+    "pred_early_stop_freq": "",
+    "pred_early_stop_margin": "",
+}
+
+#: LightGBM parameters naming files (or file formats) its command line reads or writes;
+#: sqlml reads the query's rows and keeps the model in its catalog, so they are refused.
+_LIGHTGBM_FILES = frozenset(
+    {
+        "input_model", "output_model", "output_result", "convert_model",
+        "convert_model_language", "save_binary", "snapshot_freq",
+        "saved_feature_importance_type", "header", "two_round", "parser_config_file",
+        "precise_float_parser",
+    }
+)  # fmt: skip
+_LIGHTGBM_NOT_TRAINING = _LIGHTGBM_FILES | set(_LIGHTGBM_PREDICTION)
+
+LIGHTGBM_PARAMETERS_URL = "https://lightgbm.readthedocs.io/en/latest/Parameters.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +213,8 @@ class Options:
         task: ``classification``, ``regression`` or ``None`` to infer it from the target.
         algorithm: one of :data:`ALGORITHMS`.
         exclude: columns that are not features.
-        test_size: the fraction of rows held out for the metrics.
+        test_size: the fraction of rows held out for the metrics; 0: none (the model is
+            trained on every row and records no metrics).
         seed: the random seed of the split and the learner.
         hyperparameters: the remaining options, names lower-cased, not yet checked.
     """
@@ -219,8 +250,10 @@ def parse_options(options: Mapping[str, object]) -> Options:
 
     target = general.get("target")
     if target is None:
+        close = suggest("target", lowered)
+        hint = f" (is {close[0]!r} a misspelling of it?)" if close else ""
         raise InvalidOption(
-            "target", "is required: name the column to predict, e.g. target = 'churned'"
+            "target", f"is required: name the column to predict, e.g. target = 'churned'{hint}"
         )
     if not isinstance(target, str) or not target:
         raise InvalidOption("target", f"must be a column name, got {target!r}")
@@ -277,8 +310,12 @@ def _test_size(value: object) -> float:
         size = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InvalidOption("test_size", f"must be a number, got {value!r}") from None
-    if not 0.0 < size < 1.0:
-        raise InvalidOption("test_size", f"must be between 0 and 1 (exclusive), got {value!r}")
+    if not (0.0 <= size < 1.0 and math.isfinite(size)):
+        raise InvalidOption(
+            "test_size",
+            "must be a share of the rows from 0 (no holdout: train on every row, record no "
+            f"metrics) up to but not including 1, e.g. 0.2; got {value!r}",
+        )
     return size
 
 
@@ -320,18 +357,57 @@ def lightgbm_params(hyperparameters: Mapping[str, object], task: str) -> dict[st
     reserved = dict(_LIGHTGBM_RESERVED)
     if task == "classification":
         reserved["objective"] = "sqlml picks binary or multiclass from the target's classes"
-    valid = sorted({c for c in aliases.values() if c not in reserved} | set(GENERAL_OPTIONS))
     params: dict[str, object] = {}
     for name, value in hyperparameters.items():
         canonical = aliases.get(name)
         if canonical is None:
-            raise InvalidOption(name, "is not an option of sqlml or a LightGBM parameter", valid)
+            refused = set(reserved) | _LIGHTGBM_NOT_TRAINING
+            raise UnknownOption(
+                name,
+                "a LightGBM parameter",
+                _lightgbm_suggestions(name, aliases, refused),
+                f"LightGBM's parameters are listed at {LIGHTGBM_PARAMETERS_URL}",
+            )
+        if canonical in _LIGHTGBM_NOT_TRAINING:
+            raise InvalidOption(name, _not_training(name, canonical))
         if canonical in reserved:
             raise InvalidOption(name, f"cannot be set: {reserved[canonical]}")
         if canonical in params:
             raise InvalidOption(name, f"sets LightGBM's {canonical!r}, which is already set")
         params[canonical] = lightgbm_value(name, canonical, value)
     return params
+
+
+def suggest(name: str, candidates: Iterable[str]) -> list[str]:
+    """The candidates closest to a mistyped option name, best first (at most three).
+
+    >>> suggest("num_leafs", ["num_leaves", "learning_rate", "num_iterations"])
+    ['num_leaves']
+    """
+    return difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.7)
+
+
+def _lightgbm_suggestions(name: str, aliases: Mapping[str, str], refused: set[str]) -> list[str]:
+    """sqlml's options and LightGBM's canonical parameter names close to ``name`` (an
+    alias that is close suggests its canonical name), leaving out refused parameters."""
+    usable = [alias for alias, canonical in aliases.items() if canonical not in refused]
+    close = suggest(name, [*GENERAL_OPTIONS, *usable])
+    return list(dict.fromkeys(aliases.get(c, c) for c in close))
+
+
+def _not_training(name: str, canonical: str) -> str:
+    """Why a LightGBM prediction-time or file option is refused at training."""
+    known = f" (LightGBM's {canonical!r})" if canonical != name else ""
+    if canonical in _LIGHTGBM_FILES:
+        return (
+            f"is an input/output option of LightGBM's command line{known}; sqlml trains on "
+            "the query's rows and stores the model in its catalog, so leave it out"
+        )
+    hint = _LIGHTGBM_PREDICTION[canonical]
+    return (
+        f"is a prediction-time option of LightGBM{known} and means nothing when training; "
+        "leave it out of CREATE MODEL" + (f" ({hint})" if hint else "")
+    )
 
 
 def lightgbm_value(name: str, canonical: str, value: object) -> object:
@@ -411,16 +487,18 @@ def sklearn_params(estimator: Any, hyperparameters: Mapping[str, object]) -> dic
     """
     known = {name.lower(): name for name in estimator.get_params(deep=False)}
     known.pop("random_state", None)
-    valid = sorted(set(known.values()) | set(GENERAL_OPTIONS))
+    learner = type(estimator).__name__
     params: dict[str, object] = {}
     for name, value in hyperparameters.items():
         if name == "random_state":
             raise InvalidOption(name, "cannot be set: use the option seed")
         if name not in known:
-            raise InvalidOption(
+            close = suggest(name, [*GENERAL_OPTIONS, *known])
+            raise UnknownOption(
                 name,
-                f"is not an option of sqlml or a parameter of {type(estimator).__name__}",
-                valid,
+                f"a parameter of {learner}",
+                [known.get(c, c) for c in close],
+                f"{learner}'s parameters are {', '.join(sorted(known.values()))}",
             )
         params[known[name]] = value
         _check_sklearn_value(estimator, known[name], value)

@@ -2,8 +2,11 @@
 
 :func:`train` checks the options, drops rows whose target is NULL, holds out ``test_size``
 of the rows (stratified for classification), fits the preprocessing and the learner on the
-rest, scores the holdout, and packs the artifact. The same data and options always give
-byte-identical artifacts.
+rest, scores the holdout, and packs the artifact (``test_size = 0``: every row trains and
+no metrics are recorded). The same data and options always give byte-identical artifacts.
+What it decides on the user's behalf (rows dropped, a task inferred from an integer target,
+a text feature that looks like an id) it reports as a progress stage and logs on the
+``sqlml.train`` logger.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlml.udfs import artifact, metrics, preprocess
 from sqlml.udfs.arrow_types import plain_table
 from sqlml.udfs.learners import Progress, check_hyperparameters, train_lightgbm, train_sklearn
 from sqlml.udfs.lineage import data_fingerprint, library_versions
-from sqlml.udfs.options import check_algorithm, parse_options
+from sqlml.udfs.options import ALGORITHMS, check_algorithm, parse_options
 from sqlml.udfs.training_data import (
     check_finite_features,
     check_float32_range,
@@ -30,6 +33,7 @@ from sqlml.udfs.training_data import (
     check_target_values,
     check_unique_names,
     encode_target,
+    high_cardinality,
     infer_task,
     resolve_column,
     split_rows,
@@ -96,7 +100,14 @@ def train(
             "of exclude",
         )
     target_type = table.schema.field(target).type
-    task = opts.task or infer_task(target, target_type)
+    task, inferred = (opts.task, "") if opts.task else infer_task(target, table.column(target))
+    if inferred and task not in ALGORITHMS[opts.algorithm]:
+        # An integer target can be either; the algorithm says which one is meant.
+        task = ALGORITHMS[opts.algorithm][0]
+        inferred = (
+            f"the target {target!r} is an integer column and algorithm {opts.algorithm!r} "
+            f"does only {task}, so task = {task!r} was inferred"
+        )
     check_algorithm(opts.algorithm, task)
     check_target_type(target, target_type, task)
     feature_names = [c for c in table.column_names if c != target and c not in excluded]
@@ -129,6 +140,12 @@ def train(
         logger.info("model %s: dropped %d rows whose target %r is NULL", name, dropped, target)
         report("drop_null_target", dropped, dropped + table.num_rows)
 
+    if inferred:
+        logger.info("model %s: %s", name, inferred)
+        if task == "classification":
+            distinct = pc.count_distinct(table.column(target)).as_py()
+            report("classification_inferred", distinct, table.num_rows)
+
     y, classes = encode_target(table.column(target), task)
     if opts.algorithm == "lightgbm" and task == "regression":
         check_float32_range(name, target, y)
@@ -154,6 +171,7 @@ def train(
         dict(zip(feature_names, test_part.columns, strict=True)), len(test_rows)
     )
     report("preprocess", 1, 1)
+    _warn_high_cardinality(name, preprocessor, len(train_rows), report)
     logger.info(
         "model %s: %s %s on %d rows (%d held out), %d features -> %d columns",
         name, opts.algorithm, task, len(train_rows), len(test_rows), len(feature_names),
@@ -182,13 +200,17 @@ def train(
         manifest["format"] = "onnx"
         manifest["onnx_input"] = "double" if opts.algorithm != "random_forest" else "float"
 
-    report("evaluate", 0, 1)
-    if task == "classification":
-        holdout = metrics.classification_metrics(y[test_rows], scores)
+    holdout: dict[str, float] = {}
+    if len(test_rows):
+        report("evaluate", 0, 1)
+        if task == "classification":
+            holdout = metrics.classification_metrics(y[test_rows], scores)
+        else:
+            holdout = metrics.regression_metrics(y[test_rows], scores)
+        report("evaluate", 1, 1)
+        logger.info("model %s: holdout %s", name, holdout)
     else:
-        holdout = metrics.regression_metrics(y[test_rows], scores)
-    report("evaluate", 1, 1)
-    logger.info("model %s: holdout %s", name, holdout)
+        logger.info("model %s: test_size = 0, so no rows are held out and no metrics", name)
 
     report("package", 0, 1)
     blob = artifact.pack(manifest, preprocessor.to_json(), model)
@@ -208,3 +230,23 @@ def train(
         library_versions=library_versions(),
     )
     return TrainedModel(spec, blob)
+
+
+def _warn_high_cardinality(
+    name: str, preprocessor: preprocess.Preprocessor, rows: int, report: Progress
+) -> None:
+    """Warn about each text feature with very many distinct values: likely an id or free
+    text, which as a category only memorises the training rows."""
+    for column in preprocessor.columns:
+        if column.kind != preprocess.CATEGORY or column.categories is None:
+            continue
+        count = len(column.categories)
+        if high_cardinality(count, rows):
+            logger.warning(
+                "model %s: the text feature %r has %d distinct values in %d training rows, "
+                "so it is likely an id or free text; as a category it memorises rows rather "
+                "than generalises. If it is not a feature, leave it out with "
+                "OPTIONS (exclude = '%s')",
+                name, column.name, count, rows, column.name,
+            )  # fmt: skip
+            report("high_cardinality", count, rows)

@@ -98,19 +98,56 @@ def resolve_column(table: pa.Table, column: str, option: str) -> str:
     )
 
 
-def infer_task(target: str, type_: pa.DataType) -> str:
-    """The task a target implies when no ``task`` option is given."""
+#: An integer target with at most this many distinct values, and no task option, is taken
+#: for classes; with more, for a quantity.
+MAX_INFERRED_CLASSES = 10
+
+
+def infer_task(target: str, column: pa.ChunkedArray) -> tuple[str, str]:
+    """The task a target implies when no ``task`` option is given, and why.
+
+    Text and booleans are classes; floats and decimals a quantity; an integer column is
+    classes when it has at most :data:`MAX_INFERRED_CLASSES` distinct values, else a
+    quantity.
+
+    Returns:
+        ``(task, reason)``: the reason is ``""`` unless an integer target decided it, then
+        a sentence saying so and how to choose the other task.
+    """
+    type_ = column.type
     if pa.types.is_integer(type_):
-        raise InvalidOption(
-            "task",
-            f"the target {target!r} is an integer column ({type_}), which can be classes or "
-            "a quantity: set task = 'classification' or task = 'regression'",
+        distinct = int(pc.count_distinct(column, mode="only_valid").as_py())
+        if distinct <= MAX_INFERRED_CLASSES:
+            return "classification", (
+                f"the target {target!r} is an integer column with {distinct} distinct "
+                f"value(s) (at most {MAX_INFERRED_CLASSES}), so task = 'classification' was "
+                "inferred; set task = 'regression' to predict it as a quantity"
+            )
+        return "regression", (
+            f"the target {target!r} is an integer column with {distinct} distinct values "
+            f"(more than {MAX_INFERRED_CLASSES}), so task = 'regression' was inferred; set "
+            "task = 'classification' to predict it as classes"
         )
     if pa.types.is_floating(type_) or pa.types.is_decimal(type_):
-        return "regression"
+        return "regression", ""
     if preprocess.kind_of(type_) in (preprocess.CATEGORY, preprocess.BOOL):
-        return "classification"
+        return "classification", ""
     raise UnsupportedColumnType(target, str(type_), "a target must be a number, string or bool")
+
+
+#: A text feature has "very many" distinct values (likely an id or free text, which as a
+#: category only memorises rows) beyond this many, or when more than half of the training
+#: rows (and more than :data:`_MANY_CATEGORIES_FLOOR`) have distinct values.
+MANY_CATEGORIES = 1000
+_MANY_CATEGORIES_FLOOR = 20
+
+
+def high_cardinality(categories: int, rows: int) -> bool:
+    """Whether a text feature with ``categories`` distinct values over ``rows`` training
+    rows is likely an id or free text rather than a category."""
+    return categories > MANY_CATEGORIES or (
+        categories > _MANY_CATEGORIES_FLOOR and categories > rows / 2
+    )
 
 
 def check_target_type(target: str, type_: pa.DataType, task: str) -> None:
@@ -146,10 +183,13 @@ def encode_target(column: pa.ChunkedArray, task: str) -> tuple[np.ndarray, tuple
 def split_rows(
     name: str, y: np.ndarray, k: int, task: str, opts: Options
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and holdout sets (stratified when possible)."""
+    """Row positions of the training and holdout sets (stratified when possible); with
+    ``test_size = 0`` every row trains and the holdout is empty."""
     from sklearn.model_selection import train_test_split
 
     n = len(y)
+    if opts.test_size == 0:
+        return np.arange(n), np.arange(0)
     n_test = math.ceil(opts.test_size * n)
     if n_test < 1 or n - n_test < 1:
         raise TrainingError(
