@@ -301,3 +301,22 @@ def test_timer_prints_each_statements_time(cli: Path, capsys: pytest.CaptureFixt
     assert "Time:" not in captured.out
     assert main(["sql", "SELECT 1 AS a"]) == 0
     assert "Time:" not in capsys.readouterr().err
+
+
+def test_training_notices_are_printed_as_notes(tmp_path: Path) -> None:
+    """What training decides for the user (a task inferred from an integer target, a text
+    feature that looks like an id, no holdout) is said on stderr, once each."""
+    script = (
+        "CREATE TABLE g AS SELECT 'u' || i AS id, i % 7 * 1.5 AS x, i % 3 AS grade "
+        "FROM range(600) r(i); "
+        "CREATE MODEL g OPTIONS (target = 'grade', test_size = 0) AS SELECT * FROM g"
+    )
+    result = run("sql", script, "--catalog", f"sqlite:///{tmp_path / 'c.db'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 3, result.stderr
+    assert "task = 'classification' was inferred" in notes[0]
+    assert "'id' has 600 distinct values" in notes[1]
+    assert "OPTIONS (exclude = 'id')" in notes[1]
+    assert "test_size = 0, so no rows are held out" in notes[2]
+    assert "classification" in result.stdout

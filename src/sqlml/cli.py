@@ -344,11 +344,12 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _session(settings: Settings) -> Session:
-    from sqlml.output import progress_printer
+    from sqlml.output import progress_printer, show_notices
     from sqlml.session import connect
 
     session = connect(settings.engine, settings.catalog, settings.database)
     session.progress = progress_printer(sys.stderr)
+    show_notices()
     if settings.postgres:
         try:
             session.attach_postgres(settings.postgres)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 import time
 from pathlib import PurePath
@@ -252,3 +253,31 @@ def progress_printer(stream: IO[str]) -> Progress:
         stream.flush()
 
     return show
+
+
+class NoticeHandler(logging.Handler):
+    """Prints training's notices (records logged with ``sqlml.udfs.train.NOTICE``) as
+    ``note: ...`` lines on the current ``sys.stderr``: a task inferred, rows dropped, a
+    feature that looks like an id."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(record, "sqlml_notice", False):
+            return
+        try:
+            sys.stderr.write(f"note: {record.getMessage()}\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def show_notices() -> None:
+    """Print training's notices on stderr from now on (see :class:`NoticeHandler`); the
+    records still reach the logger's other handlers. Calling it again changes nothing."""
+    train_logger = logging.getLogger("sqlml.train")
+    if not any(isinstance(h, NoticeHandler) for h in train_logger.handlers):
+        train_logger.addHandler(NoticeHandler())
+    if train_logger.getEffectiveLevel() > logging.INFO:
+        train_logger.setLevel(logging.INFO)

@@ -43,6 +43,10 @@ __all__ = ["Progress", "TrainedModel", "data_fingerprint", "library_versions", "
 
 logger = logging.getLogger("sqlml.train")
 
+#: ``extra`` of the log records that tell the user what training decided on their behalf:
+#: the command line prints them (``note: ...``) as psql prints a server's notices.
+NOTICE = {"sqlml_notice": True}
+
 
 @dataclass(frozen=True, slots=True)
 class TrainedModel:
@@ -137,11 +141,13 @@ def train(
     if opts.algorithm != "lightgbm":
         check_finite_features(name, table, feature_names, opts.algorithm)
     if dropped:
-        logger.info("model %s: dropped %d rows whose target %r is NULL", name, dropped, target)
+        logger.info(
+            "model %s: dropped %d rows whose target %r is NULL", name, dropped, target, extra=NOTICE
+        )
         report("drop_null_target", dropped, dropped + table.num_rows)
 
     if inferred:
-        logger.info("model %s: %s", name, inferred)
+        logger.info("model %s: %s", name, inferred, extra=NOTICE)
         if task == "classification":
             distinct = pc.count_distinct(table.column(target)).as_py()
             report("classification_inferred", distinct, table.num_rows)
@@ -210,7 +216,9 @@ def train(
         report("evaluate", 1, 1)
         logger.info("model %s: holdout %s", name, holdout)
     else:
-        logger.info("model %s: test_size = 0, so no rows are held out and no metrics", name)
+        logger.info(
+            "model %s: test_size = 0, so no rows are held out and no metrics", name, extra=NOTICE
+        )
 
     report("package", 0, 1)
     blob = artifact.pack(manifest, preprocessor.to_json(), model)
@@ -247,6 +255,6 @@ def _warn_high_cardinality(
                 "so it is likely an id or free text; as a category it memorises rows rather "
                 "than generalises. If it is not a feature, leave it out with "
                 "OPTIONS (exclude = '%s')",
-                name, column.name, count, rows, column.name,
+                name, column.name, count, rows, column.name, extra=NOTICE,
             )  # fmt: skip
             report("high_cardinality", count, rows)
