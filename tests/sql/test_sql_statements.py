@@ -182,7 +182,7 @@ def test_the_dialect_generates_what_it_parses(sql: str) -> None:
         ("DEPLOY MODEL m", "Expected VERSION <number> or ROLLBACK after DEPLOY MODEL m"),
         ("DEPLOY MODEL m VERSION 2 AS latest", "'latest' is reserved"),
         ("DEPLOY MODEL m VERSION 2 AS 'prod'", "Expected an alias name after AS"),
-        ("DESCRIBE MODEL m extra", "Invalid expression / Unexpected token"),
+        ("DESCRIBE MODEL m extra", 'syntax error at or near "extra"'),
         ("SELECT predict() FROM t", "predict() needs the model name as its first argument"),
         ("SELECT predict(m, *) FROM t", "takes the model name as a string literal first"),
         ("SELECT predict(1, *) FROM t", "takes the model name as a string literal first"),

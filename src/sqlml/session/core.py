@@ -366,8 +366,8 @@ class Session(Closing):
                 )
             case frontend.ShowModelsStatement():
                 return models_table(self.catalog)
-            case frontend.DescribeModelStatement(name=name):
-                return describe_table(self.catalog, name)
+            case frontend.DescribeModelStatement():
+                return describe_table(self.catalog, statement.ref)
             case frontend.DropModelStatement():
                 return drop_model(self.catalog, statement)
             case frontend.DeployModelStatement():

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from sqlml.catalog import Catalog
+from sqlml.catalog.entities import ModelRef
 from sqlml.errors import ModelExists, ModelNotFound, VersionDeployed
 from sqlml.models import ModelCache
 from sqlml.sql import frontend
@@ -161,8 +162,17 @@ def models_table(catalog: Catalog) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def describe_table(catalog: Catalog, ref: str) -> pa.Table:
-    """``DESCRIBE MODEL``: the latest (or referenced) version's lineage as property/value."""
+def describe_table(catalog: Catalog, ref: str | ModelRef) -> pa.Table:
+    """``DESCRIBE MODEL``: a version's lineage as property/value rows.
+
+    Args:
+        catalog: where the model is.
+        ref: the version: ``churn`` (the latest), ``churn@2`` or ``churn@production``.
+
+    Raises:
+        ModelNotFound: no such model (VersionNotFound, AliasNotFound: no such version or
+            alias).
+    """
     version = catalog.resolve(ref)
     aliases = [a.alias for a in catalog.list_aliases(version.model) if a.version == version.version]
     owner = catalog.get_model(version.model).owner

@@ -3,15 +3,18 @@
 :class:`Sqlml` is a sqlglot dialect built on sqlglot's DuckDB dialect. It adds:
 
 - the statements ``CREATE [OR REPLACE] MODEL name [OPTIONS (key = value, ...)] AS <query>``,
-  ``SHOW MODELS``, ``DESCRIBE MODEL name``, ``DROP MODEL [IF EXISTS] name [VERSION n
-  [FORCE]]`` and ``DEPLOY MODEL name {VERSION n | ROLLBACK} [AS alias]``;
+  ``SHOW MODELS``, ``DESCRIBE MODEL name[@version | @alias | VERSION n]``,
+  ``DROP MODEL [IF EXISTS] name [VERSION n [FORCE]]`` and ``DEPLOY MODEL name {VERSION n |
+  ROLLBACK} [AS alias]``;
 - the scalar functions ``predict('model', ...)`` and ``predict_proba('model', ...)``;
 - the table functions ``evaluate('model', '<select>')`` and ``feature_importance('model')``.
 
 Each parses into its own expression class (:mod:`sqlml.sql.expressions`). The parser
 checks the forms (model names, option values, argument shapes) and reports mistakes as
-sqlglot ``ParseError`` with a position; :mod:`sqlml.sql.frontend` turns them into
-:class:`sqlml.errors.SqlSyntaxError`.
+sqlglot ``ParseError`` with a position; sqlglot's own errors are reworded as the engines
+word theirs (``syntax error at or near "SELEC"``, ``syntax error at end of input: WHERE
+needs a condition``), never with sqlglot's class names. :mod:`sqlml.sql.frontend` turns
+them into :class:`sqlml.errors.SqlSyntaxError`.
 
 Nodes produced by the sqlml functions record where they end in the source text
 (``meta["sqlml_end"]``, next to sqlglot's own ``meta["start"]``) so the front end can
@@ -127,6 +130,53 @@ def _calls_model_function(tokens: Sequence[Token], index: int) -> bool:
     )
 
 
+# --------------------------------------------------------------------------- errors
+
+
+#: Keys sqlml adds to each entry of a ``ParseError``'s ``errors``: the offset in the text
+#: where the mistake is (the offending token's start, or just past the last token when the
+#: statement ends too soon), and the words that say where ("near "FROM"", "at end of
+#: input") when the description does not already say it.
+ERROR_OFFSET_KEY = "sqlml_offset"
+ERROR_NEAR_KEY = "sqlml_near"
+
+#: What a statement ending with these tokens lacks (``WHERE needs a condition``).
+_NEEDS: dict[TokenType, str] = {
+    **dict.fromkeys(
+        [TokenType.WHERE, TokenType.HAVING, TokenType.QUALIFY, TokenType.ON, TokenType.NOT],
+        "a condition",
+    ),
+    **dict.fromkeys([TokenType.AND, TokenType.OR], "another condition"),
+    **dict.fromkeys([TokenType.LIMIT, TokenType.OFFSET], "a number"),
+    **dict.fromkeys([TokenType.FROM, TokenType.JOIN], "a table"),
+    **dict.fromkeys([TokenType.ORDER_BY, TokenType.GROUP_BY], "a list of expressions"),
+    TokenType.SELECT: "something to select",
+    TokenType.COMMA: "another item",
+    TokenType.ALIAS: "a name",
+    **dict.fromkeys(
+        [
+            TokenType.EQ,
+            TokenType.NEQ,
+            TokenType.GT,
+            TokenType.GTE,
+            TokenType.LT,
+            TokenType.LTE,
+            TokenType.PLUS,
+            TokenType.DASH,
+            TokenType.SLASH,
+            TokenType.STAR,
+            TokenType.MOD,
+            TokenType.DPIPE,
+            TokenType.IS,
+            TokenType.IN,
+            TokenType.LIKE,
+            TokenType.BETWEEN,
+        ],
+        "a value after it",
+    ),
+}
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -159,8 +209,44 @@ class SqlmlParser(DuckDBParser):
     }
 
     def _fail(self, message: str, token: Token | None = None) -> t.NoReturn:
-        self.raise_error(message, token or self._curr or self._prev)
+        """Report a mistake in sqlml's own words, at ``token`` (default: the current one)."""
+        self._report(message, token, own=True)
         raise ParseError(message)  # reached only when the error level does not raise
+
+    def raise_error(self, message: str, token: Token | None = None) -> None:
+        """Report one of sqlglot's own errors as the engines word theirs: ``syntax error at
+        or near "x"``, or ``syntax error at end of input`` with what the last word needs."""
+        self._report(message, token, own=False)
+
+    def _report(self, message: str, token: Token | None, own: bool) -> None:
+        """Raise (or, at a lenient error level, record) the error at ``token``, or at the
+        current token; at the end of the input when there is none."""
+        offender = token or self._curr
+        if offender:
+            offset, blamed = offender.start, offender
+            near = f'near "{self.sql[offender.start : offender.end + 1]}"'
+            plain = f"syntax error at or {near}"
+        else:
+            last = self._prev
+            offset, blamed = (last.end + 1, last) if last else (0, Token.string(""))
+            near = "at end of input"
+            plain = f"syntax error {near}{self._lacking(last)}"
+        where = {ERROR_OFFSET_KEY: offset, ERROR_NEAR_KEY: near if own else ""}
+        try:
+            super().raise_error(message if own else plain, blamed)
+        except ParseError as error:
+            error.errors[0].update(where)
+            raise
+        self.errors[-1].errors[0].update(where)
+
+    def _lacking(self, last: Token | None) -> str:
+        """What a statement that ends with ``last`` lacks, as ``: WHERE needs a condition``."""
+        if last is not None and last.token_type in _NEEDS:
+            return f": {last.text.upper()} needs {_NEEDS[last.token_type]}"
+        kinds = [token.token_type for token in self._tokens]
+        if kinds.count(TokenType.L_PAREN) > kinds.count(TokenType.R_PAREN):
+            return ": a '(' is not closed"
+        return ""
 
     def _parse_statement(self) -> exp.Expr | None:
         if self._curr and _word(self._curr) == "EXPLAIN":
@@ -179,15 +265,30 @@ class SqlmlParser(DuckDBParser):
                     return node
                 self._retreat(start)
                 break
-        return super()._parse_statement()
+        first = self._curr
+        node = super()._parse_statement()
+        if (
+            first
+            and first.token_type == TokenType.VAR
+            and not isinstance(node, exp.Query)
+            and self._curr
+            and self._curr.token_type != TokenType.SEMICOLON
+        ):
+            # An unknown word read as an expression and more after it: no statement begins
+            # so (``SELEC predict(...) FROM t``), and the word is the mistake.
+            self.raise_error("Expected a statement", first)
+        return node
 
     def _parse_projections(self) -> tuple[list[exp.Expr], list[exp.Expr] | None]:
         """SELECT's items, each with its span in the source text (so that an unaliased
-        item calling predict can be named as it was written)."""
+        item calling predict can be named as it was written). A comma with no item before
+        it (``SELECT a,, b``) is a mistake; one after the last item is allowed."""
         items: list[exp.Expr] = []
         while True:
             first = self._curr
             item = self._parse_expression()
+            if item is None and self._match(TokenType.COMMA, advance=False):
+                self.raise_error("Expected an item before ','", self._curr)
             if item is not None:
                 if first is not None and self._prev is not None:
                     item.meta[PROJECTION_SPAN_META_KEY] = (first.start, self._prev.end)
@@ -261,7 +362,27 @@ class SqlmlParser(DuckDBParser):
     def _parse_describe_model(self) -> DescribeModel | None:
         if not self._curr or self._curr.token_type == TokenType.DOT:
             return None  # ``DESCRIBE model`` or ``DESCRIBE model.t``: a table named model
-        return self.expression(DescribeModel(this=self._parse_model_name("DESCRIBE MODEL")))
+        name = self._parse_model_name("DESCRIBE MODEL")
+        example = f"DESCRIBE MODEL {name.name}@2, {name.name}@production or {name.name} VERSION 2"
+        version = alias = None
+        if self._match_text_seq("VERSION"):
+            version = self._parse_version_number(example)
+        elif self._match(TokenType.PARAMETER):  # name@2, name@production
+            if self._curr and self._curr.token_type == TokenType.NUMBER:
+                version = self._parse_version_number(example, after="@")
+            else:
+                token = self._curr
+                alias = self._parse_id_var(any_token=True)
+                if not isinstance(alias, exp.Identifier) or token.token_type in _STRINGLIKE:
+                    self._fail(
+                        f"Expected a version number or an alias after @, e.g. {example}", token
+                    )
+                try:
+                    if ModelRef.parse(f"{name.name}@{alias.name}").alias is None:
+                        alias = None  # name@latest: the latest version
+                except AliasInvalid as exc:
+                    self._fail(str(exc), token)
+        return self.expression(DescribeModel(this=name, version=version, alias=alias))
 
     def _parse_drop_model(self) -> DropModel:
         exists = self._parse_exists()
@@ -317,10 +438,12 @@ class SqlmlParser(DuckDBParser):
             self._fail(str(exc), token)
         return name
 
-    def _parse_version_number(self, example: str) -> exp.Literal:
+    def _parse_version_number(self, example: str, after: str = "VERSION") -> exp.Literal:
         token = self._curr
         if not (self._match(TokenType.NUMBER) and token.text.isdigit() and int(token.text) >= 1):
-            self._fail(f"Expected a version number (1, 2, ...) after VERSION, e.g. {example}")
+            self._fail(
+                f"Expected a version number (1, 2, ...) after {after}, e.g. {example}", token
+            )
         return exp.Literal(this=token.text, is_string=False)
 
     # ----- functions
@@ -404,7 +527,11 @@ class SqlmlGenerator(DuckDBGenerator):
             f"{self.sql(e, 'this')}{_options_sql(self, e)} AS {self.sql(e, 'expression')}"
         ),
         ShowModels: lambda self, e: "SHOW MODELS",
-        DescribeModel: lambda self, e: f"DESCRIBE MODEL {self.sql(e, 'this')}",
+        DescribeModel: lambda self, e: (
+            f"DESCRIBE MODEL {self.sql(e, 'this')}"
+            + (f"@{self.sql(e, 'alias')}" if e.args.get("alias") else "")
+            + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")
+        ),
         DropModel: lambda self, e: (
             f"DROP MODEL {'IF EXISTS ' if e.args.get('exists') else ''}{self.sql(e, 'this')}"
             + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")

@@ -55,7 +55,9 @@ class ShowModels(exp.Expression):
 
 
 class DescribeModel(exp.Expression):
-    """``DESCRIBE MODEL this``."""
+    """``DESCRIBE MODEL this[@version | @alias]`` (``this VERSION version`` too)."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "version": False, "alias": False}
 
 
 class DropModel(exp.Expression):

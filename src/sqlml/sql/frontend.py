@@ -18,7 +18,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlml.catalog.entities import ModelRef
 from sqlml.errors import SqlSyntaxError
-from sqlml.sql.dialect import sqlml_tokens
+from sqlml.sql.dialect import ERROR_NEAR_KEY, ERROR_OFFSET_KEY, sqlml_tokens
 from sqlml.sql.dialects import engine_dialect
 from sqlml.sql.expressions import (
     QUERY_SPAN_META_KEY,
@@ -145,7 +145,12 @@ def parse_statement(sql: str, dialect: str = "duckdb") -> Statement:
     if isinstance(tree, ShowModels):
         return ShowModelsStatement()
     if isinstance(tree, DescribeModel):
-        return DescribeModelStatement(tree.this.name)
+        version, alias = tree.args.get("version"), tree.args.get("alias")
+        return DescribeModelStatement(
+            tree.this.name,
+            version=None if version is None else int(version.this),
+            alias=None if alias is None else alias.name,
+        )
     if isinstance(tree, DropModel):
         version = tree.args.get("version")
         return DropModelStatement(
@@ -227,7 +232,7 @@ def parse_tree(sql: str, dialect: str = "duckdb") -> exp.Expr | None:
     try:
         trees = dialect_class().parser().parse(tokens, sql)
     except ParseError as exc:
-        raise SqlSyntaxError(_describe(exc), sql) from exc
+        raise SqlSyntaxError(_describe(exc, sql), sql) from None
     tree = next(tree for tree in trees if tree is not None)
     if isinstance(tree, Explain) and isinstance(tree.this, STATEMENTS):
         raise SqlSyntaxError("EXPLAIN takes a query, not a sqlml statement", sql)
@@ -239,13 +244,41 @@ def parse_tree(sql: str, dialect: str = "duckdb") -> exp.Expr | None:
     return tree
 
 
-def _describe(exc: ParseError) -> str:
-    if not exc.errors:
-        return str(exc)
+def _describe(exc: ParseError, sql: str) -> str:
+    """A parse error as the engines show theirs: the words, where (line and column), and
+    the statement's line with a caret under the spot.
+
+    >>> try:
+    ...     parse_statement("SELECT predict('churn', *)\\nFROM t WHERE")
+    ... except SqlSyntaxError as exc:
+    ...     print(exc)
+    syntax error at end of input: WHERE needs a condition (line 2, column 13)
+    LINE 2: FROM t WHERE
+                        ^
+    """
+    if not exc.errors or ERROR_OFFSET_KEY not in exc.errors[0]:
+        return str(exc).split("\n", 1)[0]
     error = exc.errors[0]
-    where = f"line {error.get('line')}, column {error.get('col')}"
-    near = error.get("highlight")
-    return f"{error.get('description')} ({where}{f', near {near!r}' if near else ''})"
+    offset = min(int(error[ERROR_OFFSET_KEY]), len(sql))
+    line = sql.count("\n", 0, offset) + 1
+    line_start = sql.rfind("\n", 0, offset) + 1
+    column = offset - line_start + 1
+    near = f"{error[ERROR_NEAR_KEY]}, " if error.get(ERROR_NEAR_KEY) else ""
+    return f"{error['description']} ({near}line {line}, column {column})\n" + _caret(
+        sql, line, line_start, column
+    )
+
+
+def _caret(sql: str, line: int, line_start: int, column: int, width: int = 100) -> str:
+    """``LINE n: <the line>`` and a caret under ``column`` (long lines cut around it)."""
+    end = sql.find("\n", line_start)
+    text = sql[line_start : len(sql) if end < 0 else end]
+    first = max(0, min(column - 1 - width // 2, len(text) - width))
+    shown = ("..." if first else "") + text[first : first + width]
+    if first + width < len(text):
+        shown += "..."
+    prefix = f"LINE {line}: "
+    return f"{prefix}{shown}\n{' ' * (len(prefix) + column - 1 - first + (3 if first else 0))}^"
 
 
 def _position(node: exp.Expr) -> str:

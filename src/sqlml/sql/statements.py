@@ -53,9 +53,22 @@ class ShowModelsStatement:
 
 @dataclass(frozen=True, slots=True)
 class DescribeModelStatement:
-    """``DESCRIBE MODEL name``."""
+    """``DESCRIBE MODEL name[@version | @alias]`` or ``DESCRIBE MODEL name VERSION n``.
+
+    Attributes:
+        name: the model name.
+        version: the version to describe; None for the latest (or the aliased) one.
+        alias: the alias whose version to describe; None when not given.
+    """
 
     name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @property
+    def ref(self) -> ModelRef:
+        """The described version as a model reference (``churn``, ``churn@2``, ...)."""
+        return ModelRef(self.name, self.version, self.alias)
 
 
 @dataclass(frozen=True, slots=True)
