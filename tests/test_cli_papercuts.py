@@ -320,3 +320,13 @@ def test_training_notices_are_printed_as_notes(tmp_path: Path) -> None:
     assert "OPTIONS (exclude = 'id')" in notes[1]
     assert "test_size = 0, so no rows are held out" in notes[2]
     assert "classification" in result.stdout
+
+
+def test_a_syntax_error_keeps_its_caret_line(tmp_path: Path) -> None:
+    statement = "SELECT predict('m', *) FROM t WHERE"
+    result = run("sql", statement, "--catalog", f"sqlite:///{tmp_path / 'c.db'}", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: syntax error at end of input: WHERE needs a condition")
+    assert lines[1] == f"LINE 1: {statement}"
+    assert lines[2] == " " * (len("LINE 1: ") + len(statement)) + "^"

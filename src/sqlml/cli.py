@@ -29,7 +29,7 @@ from sqlml._redact import scrub
 from sqlml._table import format_arrow, format_table
 from sqlml.catalog import open_catalog
 from sqlml.config import ENGINES, Settings, load_settings
-from sqlml.errors import ConfigError, SqlmlError
+from sqlml.errors import ConfigError, SqlmlError, SqlSyntaxError
 from sqlml.output import DISPLAY_FORMATS, EXTENSIONS, FORMATS
 
 if TYPE_CHECKING:
@@ -478,7 +478,10 @@ def _report(exc: Exception, debug: bool, bug: bool = False, uris: Sequence[str] 
     shows a password of ``uris`` or of a URI in the text."""
     if debug:
         print(scrub("".join(traceback.format_exception(exc)), *uris), end="", file=sys.stderr)
-    message = scrub(" ".join(str(exc).split()) or type(exc).__name__, *uris)
+    if isinstance(exc, SqlSyntaxError):  # its LINE and caret lines point at the mistake
+        message = scrub(str(exc).rstrip(), *uris)
+    else:
+        message = scrub(" ".join(str(exc).split()) or type(exc).__name__, *uris)
     print(f"error: {message}", file=sys.stderr)
     if bug:
         print(
