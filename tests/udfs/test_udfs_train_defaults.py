@@ -241,7 +241,7 @@ def test_describe_shows_the_inferred_task(tmp_path: Path, table: pa.Table) -> No
     assert created.column("task").to_pylist() == ["classification"]
     properties = {row["property"]: row["value"] for row in described}
     assert properties["task"] == "classification"
-    assert properties["classes"] == "0, 1, 2"
+    assert properties["classes"] == "'0', '1', '2'"  # as predict_proba's keys
 
 
 # --- high-cardinality text features -----------------------------------------------------
