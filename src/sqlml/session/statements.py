@@ -37,7 +37,9 @@ def create_model(
     owner: str | None = None,
 ) -> pa.Table:
     """``CREATE [OR REPLACE] MODEL``: train on the query's rows and register a version
-    (a new model is owned by ``owner``, the served user; None for local use).
+    (a new model is owned by ``owner``, the served user; None for local use). Progress
+    covers every stage: ``read`` (the query), training's own stages, ``store`` (the
+    catalog).
 
     Returns:
         One row: the model, version, algorithm, task, rows and the metrics.
@@ -53,7 +55,10 @@ def create_model(
         versions = []
     if versions and not statement.replace:
         raise ModelExists(statement.name, len(versions))
+    report = progress or (lambda stage, done, total: None)
+    report("read", 0, 1)
     data = query(statement.query_sql)
+    report("read", 1, 1)
     trained = train(
         data,
         name=statement.name,
@@ -61,9 +66,11 @@ def create_model(
         training_sql=statement.query_sql,
         progress=progress,
     )
+    report("store", 0, 1)
     version = catalog.register_version(
         statement.name, trained.spec, trained.artifact, owner, exist_ok=statement.replace
     )
+    report("store", 1, 1)
     log.info("trained %s on %d rows", version.ref, version.row_count)
     columns: dict[str, list[Any]] = {
         "model": [version.model],
