@@ -448,6 +448,25 @@ class SqlmlParser(DuckDBParser):
 
     # ----- functions
 
+    def _parse_rewritten_predict(self, usage: str) -> list[exp.Expr] | None:
+        """The arguments of ``predict`` as a client that regenerates SQL with sqlglot
+        sends it: sqlglot reads ``predict('m', *)`` as BigQuery ML's PREDICT and writes
+        ``PREDICT(MODEL 'm', *)`` (or ``TABLE *``, ``TABLE c``, ``TABLE a, b``; the model
+        may come back unquoted). None when the call is not in that form."""
+        first, model = self._curr, self._next
+        if not (first and model and _word(first) == "MODEL"):
+            return None
+        if model.token_type not in (TokenType.STRING, TokenType.VAR, TokenType.IDENTIFIER):
+            return None
+        self._advance(2)
+        if not self._match(TokenType.COMMA):
+            self._fail(
+                f"Expected ', *' after PREDICT(MODEL {model.text!r}: your client rewrote "
+                f"predict(...) as BigQuery's PREDICT(MODEL ...); write {usage}"
+            )
+        self._match(TokenType.TABLE)
+        return [exp.Literal.string(model.text), *self._parse_function_args()]
+
     def _parse_model_function(self, kind: type[ModelFunction]) -> ModelFunction:
         name = kind.sql_name().lower()
         usage = {
@@ -457,7 +476,9 @@ class SqlmlParser(DuckDBParser):
             SqlmlFeatureImportance: "feature_importance('churn')",
         }[kind]
         name_token = self._tokens[self._index - 2]  # the parser is past `name(`
-        args = self._parse_function_args()
+        args = self._parse_rewritten_predict(usage) if kind is SqlmlPredict else None
+        if args is None:
+            args = self._parse_function_args()
         if not self._match(TokenType.R_PAREN, advance=False):
             self._fail(f"Expected ')' to close {name}(...), e.g. {usage}")
         closing = self._curr
