@@ -8,8 +8,10 @@ Each case was once a raw Python or native error (``ValueError: Input contains Na
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,6 +321,27 @@ def test_other_stderr_output_still_reaches_stderr(capfd: pytest.CaptureFixture[s
     with native_stderr_to_log():
         print("plain line", file=sys.stderr, flush=True)
     assert capfd.readouterr().err == "plain line\n"
+
+
+def test_a_progress_bar_without_a_newline_reaches_stderr_while_training_runs(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A bar redrawn with \\r shows as it is drawn, not when the training ends; a
+    LightGBM line split across writes is still logged, not shown."""
+    from sqlml.udfs.learners import native_stderr_to_log
+
+    seen = ""
+    with native_stderr_to_log():
+        os.write(2, b"\rtrain        [##....] 1/3")
+        os.write(2, b"[LightG")
+        os.write(2, b"BM] [Info] split line\n")
+        deadline = time.monotonic() + 30
+        while "1/3" not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+            seen += capfd.readouterr().err
+    assert "1/3" in seen  # shown while the block still runs
+    seen += capfd.readouterr().err
+    assert seen == "\rtrain        [##....] 1/3"
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

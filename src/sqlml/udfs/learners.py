@@ -205,21 +205,64 @@ class _StderrRoute:
         self.reader.start()
 
     def _read(self, fd: int) -> None:
-        with os.fdopen(fd, "rb") as pipe:
-            for raw in pipe:
-                line = raw.rstrip(b"\r\n")
-                if line.startswith(b"[LightGBM]") and line not in self.logged:
-                    self.logged.append(line)
-                    text = line.decode("utf-8", "replace")
-                    lightgbm_log.log(_level(text), "%s", text)
-                else:
-                    os.write(self.saved, raw)
+        """Pass what arrives on as it comes (a progress bar redrawn with ``\\r`` and no
+        newline included); hold back only what is, or may begin, a LightGBM line."""
+        pending = b""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                pending = self._drain(pending + chunk)
+        if pending:
+            self._line(pending)
+
+    def _drain(self, pending: bytes) -> bytes:
+        """Write or log what of ``pending`` is complete; return the rest."""
+        while pending:
+            start = pending.find(_LIGHTGBM)
+            if start != 0:  # not LightGBM's: up to where one of its lines begins, or may
+                cut = start if start > 0 else len(pending) - _partial(pending)
+                if cut == 0:
+                    break
+                os.write(self.saved, pending[:cut])
+                pending = pending[cut:]
+                continue
+            end = _line_end(pending)
+            if end < 0:
+                break  # a LightGBM line still arriving
+            self._line(pending[: end + 1])
+            pending = pending[end + 1 :]
+        return pending
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.rstrip(b"\r\n")
+        if line.startswith(_LIGHTGBM) and line not in self.logged:
+            self.logged.append(line)
+            text = line.decode("utf-8", "replace")
+            lightgbm_log.log(_level(text), "%s", text)
+        else:
+            os.write(self.saved, raw)
 
     def close(self) -> None:
         _flush_stderr()
         os.dup2(self.saved, 2)  # closes the pipe's last write end: the reader sees EOF
         self.reader.join()
         os.close(self.saved)
+
+
+_LIGHTGBM = b"[LightGBM]"
+
+
+def _line_end(data: bytes) -> int:
+    """The position of the first line end (``\\n`` or ``\\r``) in ``data``, or -1."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return min(ends) if ends else -1
+
+
+def _partial(data: bytes) -> int:
+    """How many of ``data``'s last bytes may be the beginning of ``[LightGBM]``."""
+    for size in range(min(len(_LIGHTGBM) - 1, len(data)), 0, -1):
+        if data.endswith(_LIGHTGBM[:size]):
+            return size
+    return 0
 
 
 def _flush_stderr() -> None:
