@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from sqlml.catalog import Catalog
 from sqlml.catalog.entities import ModelRef
@@ -192,10 +193,7 @@ def describe_table(catalog: Catalog, ref: str | ModelRef) -> pa.Table:
         ("algorithm", version.algorithm),
         ("target", version.target),
         # As predict_proba's keys, quoted as a lookup is written: predict_proba(...)['true'].
-        (
-            "classes",
-            ", ".join("'" + k.replace("'", "''") + "'" for k in class_keys(version.classes)),
-        ),
+        ("classes", ", ".join(exp.Literal.string(k).sql() for k in class_keys(version.classes))),
         ("rows", str(version.row_count)),
         ("created_at", version.created_at.isoformat(timespec="seconds")),
     ]

@@ -194,17 +194,13 @@ def _column_names(tree: exp.Expr, sql: str, dialect: str) -> Iterator[_Edit]:
             span = item.meta.get(PROJECTION_SPAN_META_KEY)
             if isinstance(item, exp.Alias) or span is None:
                 continue
-            calls = sorted(
-                (call for call in item.find_all(*SCALAR_FUNCTIONS) if call.meta.get("start")
-                 is not None), key=lambda call: int(call.meta["start"]),
-            )  # fmt: skip
+            # The parser records every call's span; calls never nest (they take columns).
+            calls = sorted(item.find_all(*SCALAR_FUNCTIONS), key=lambda c: int(c.meta["start"]))
             if not calls:
                 continue
             first, last = span
             parts, position = [], first
             for call in calls:
-                if int(call.meta["start"]) < position:
-                    continue  # inside a call already shortened
                 parts.append(sql[position : call.meta["start"]])
                 parts.append(f"{call.sql_name().lower()}({call.ref})")
                 position = call.meta[END_META_KEY] + 1
